@@ -1,0 +1,53 @@
+"""The HTTP contract's answers, and the one place where errors become them."""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import HTTPResponse, Request, json
+from sanic.exceptions import SanicException
+
+from ..errors import DependencyUnavailable, ProvisioningFailed, RequestRejected, ServiceOverloaded
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "Internal provisioning exception"
+COMPLETED = "Completed"
+STILL_RUNNING = "Task is still running"
+OVERLOADED = "Service is overloaded, retry later"
+
+
+def answer(status: int, code: int | None = None, **fields: str) -> HTTPResponse:
+    """``{"code": code, ...fields}`` with HTTP ``status``; ``code`` defaults to ``status``."""
+    return json({"code": status if code is None else code, **fields}, status=status)
+
+
+def task_created(task_id: str) -> HTTPResponse:
+    return answer(200, taskId=task_id)
+
+
+def task_completed() -> HTTPResponse:
+    return answer(200, message=COMPLETED)
+
+
+def task_running() -> HTTPResponse:
+    return answer(200, code=204, message=STILL_RUNNING)
+
+
+async def error_answer(request: Request, error: Exception) -> HTTPResponse:
+    """Registered for every exception: domain errors and Sanic's own alike."""
+    if isinstance(error, RequestRejected):
+        return answer(error.status, message=error.message)
+    if isinstance(error, ProvisioningFailed):
+        return answer(500, message=INTERNAL_ERROR)
+    if isinstance(error, ServiceOverloaded):
+        response = answer(503, message=OVERLOADED)
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
+    if isinstance(error, DependencyUnavailable):
+        log.warning("dependency unavailable: %s", error, extra={"path": request.path})
+        return answer(500, message=INTERNAL_ERROR)
+    if isinstance(error, SanicException) and error.status_code < 500:
+        return answer(error.status_code, message=str(error.message or error))
+    log.error("unexpected error", exc_info=error, extra={"path": request.path})
+    return answer(500, message=INTERNAL_ERROR)

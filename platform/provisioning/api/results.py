@@ -1,0 +1,69 @@
+"""The results consumer: moves each task to its final status, holding the message until stored.
+
+A result that cannot be stored because Redis is down is neither acked nor requeued (requeues
+count against the queue's delivery limit): the consumer keeps it and retries the write with
+backoff until Redis answers or the process stops, when the broker hands it to another consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..errors import InvalidMessage
+from ..messaging import Delivery
+from ..models import ResultMessage, TaskStatus
+from ..store import TaskStore, Transition, TransitionOutcome, until_available
+from ..telemetry.metrics import ApiMetrics, exemplar
+from ..telemetry.tracing import annotate
+
+log = logging.getLogger(__name__)
+
+
+class ResultRecorder:
+    """The handler of the results queue: a message's fate is decided here and only here."""
+
+    def __init__(self, store: TaskStore, metrics: ApiMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    async def __call__(self, delivery: Delivery) -> None:
+        try:
+            result = ResultMessage.decode(delivery.body)
+        except InvalidMessage as error:
+            log.error("dead-lettering a malformed result: %s", error,
+                      extra={"message_id": delivery.message_id})
+            self._metrics.results.labels(outcome="malformed").inc()
+            await delivery.dead_letter("malformed")
+            return
+        annotate(**{"task.id": result.task_id, "equipment.id": result.equipment_id})
+        transition = await until_available(
+            lambda: self._store.transition(result.task_id, result.status, result.failure),
+            what="store a result",
+            task_id=result.task_id,
+        )
+        fields = {"task_id": result.task_id, "status": result.status.value}
+        if transition.outcome is TransitionOutcome.MISSING:
+            log.error("dead-lettering a result for an unknown task", extra=fields)
+            self._metrics.results.labels(outcome="unknown_task").inc()
+            await delivery.dead_letter("unknown_task")
+            return
+        if transition.outcome is TransitionOutcome.STALE:
+            log.info("result changes nothing, task already %s", transition.previous, extra=fields)
+            self._metrics.results.labels(outcome="duplicate").inc()
+        else:
+            log.info("task finished", extra=fields)
+            self._count_finished(result, transition)
+        await delivery.ack()
+
+    def _count_finished(self, result: ResultMessage, transition: Transition) -> None:
+        metrics = self._metrics
+        metrics.results.labels(outcome="applied").inc()
+        if result.status is TaskStatus.COMPLETED:
+            metrics.tasks_completed.inc()
+        else:
+            metrics.tasks_failed.labels(reason=str(result.failure)).inc()
+        if transition.created_at is not None:
+            metrics.task_duration.labels(status=result.status.value).observe(
+                max(time.time() - transition.created_at, 0.0), exemplar=exemplar()
+            )

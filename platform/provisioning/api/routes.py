@@ -1,0 +1,150 @@
+"""Service B's routes: create a task, answer its status, report health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+
+from sanic import Blueprint, HTTPResponse, json
+
+from ..errors import (
+    BrokerNotConnected,
+    EquipmentNotFound,
+    ProvisioningFailed,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from ..models import (
+    FailureReason,
+    ProvisioningRequest,
+    TaskMessage,
+    TaskStatus,
+    check_equipment_id,
+    check_task_id,
+    parse_json_body,
+    parse_provisioning_request,
+)
+from ..store import TransitionOutcome
+from ..telemetry.tracing import annotate
+from . import contract
+from .context import ServiceContext, ServiceRequest
+from .openapi import openapi_document
+
+log = logging.getLogger(__name__)
+
+equipment = Blueprint("equipment", url_prefix="/api/v1/equipment/cpe")
+meta = Blueprint("meta")
+
+HEALTH_TIMEOUT_SECONDS = 1.0  # a health check answers promptly even when Redis hangs
+
+
+@equipment.post("/<equipment_id:str>")
+async def create_task(request: ServiceRequest, equipment_id: str) -> HTTPResponse:
+    # Shielded: a client hanging up must not cut the work between the record and its message.
+    # The in-flight place is held until the work itself ends, not the client's wait for it,
+    # so hung-up clients that retry cannot pile up work past the limit.
+    work = request.app.ctx.in_flight.start_held(lambda: _create_task(request, equipment_id))
+    return await asyncio.shield(work)
+
+
+async def _create_task(request: ServiceRequest, equipment_id: str) -> HTTPResponse:
+    check_equipment_id(equipment_id)
+    annotate(**{"equipment.id": equipment_id})
+    provisioning = parse_provisioning_request(parse_json_body(request.body))
+    task_id = str(uuid.uuid4())
+    await _enqueue(request.app.ctx, task_id, equipment_id, provisioning)
+    return contract.task_created(task_id)
+
+
+async def _enqueue(
+    ctx: ServiceContext, task_id: str, equipment_id: str, provisioning: ProvisioningRequest
+) -> None:
+    """Write ``pending`` first, then publish.
+
+    When the publish fails the client is told 500, so the task must never run. A publish that
+    surely never left (no connection) is undone by deleting the record. One whose fate is
+    unknown (no confirm in time, connection lost in flight) may still be queued: the record
+    becomes a final ``failed`` tombstone, which a worker acks without calling Service A, but
+    only while it is still ``pending``; if a worker already took the task, it was queued after
+    all and the create succeeds.
+    """
+    created_at = await ctx.store.create(task_id, equipment_id)
+    message = TaskMessage(task_id, equipment_id, provisioning, created_at)
+    try:
+        await ctx.broker.publish(ctx.settings.broker.tasks_queue, message.encode(), message_id=task_id)
+    except BrokerNotConnected:
+        await _forget(task_id, ctx.store.delete(task_id))
+        raise
+    except Exception:
+        if not await _tombstone(ctx, task_id):
+            raise
+        log.warning("publish unconfirmed, but a worker already took the task",
+                    extra={"task_id": task_id})
+    ctx.metrics.tasks_created.inc()
+    annotate(**{"task.id": task_id})
+    log.info("task queued", extra={"task_id": task_id, "equipment_id": equipment_id})
+
+
+async def _tombstone(ctx: ServiceContext, task_id: str) -> bool:
+    """Fail a still-pending task; True when it had already left ``pending`` (it was queued)."""
+    try:
+        transition = await ctx.store.transition(
+            task_id, TaskStatus.FAILED, FailureReason.NOT_QUEUED, only_from=TaskStatus.PENDING
+        )
+    except StoreUnavailable:
+        log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
+        return False
+    return transition.outcome is TransitionOutcome.STALE
+
+
+async def _forget(task_id: str, operation: Awaitable[object]) -> None:
+    try:
+        await operation
+    except StoreUnavailable:
+        log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
+
+
+@equipment.get("/<equipment_id:str>/task/<task_id:str>")
+async def task_status(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
+    with request.app.ctx.in_flight.admit():
+        return await _task_status(request, equipment_id, task_id)
+
+
+async def _task_status(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
+    check_equipment_id(equipment_id)
+    annotate(**{"equipment.id": equipment_id, "task.id": task_id})
+    record = await request.app.ctx.store.get(check_task_id(task_id))
+    if record is None or record.equipment_id != equipment_id:
+        raise TaskNotFound()
+    if record.status is TaskStatus.COMPLETED:
+        return contract.task_completed()
+    if record.status is TaskStatus.FAILED:
+        if record.failure is FailureReason.EQUIPMENT_NOT_FOUND:
+            raise EquipmentNotFound()
+        raise ProvisioningFailed(record.failure)
+    return contract.task_running()
+
+
+@meta.get("/openapi.json")
+async def openapi(request: ServiceRequest) -> HTTPResponse:
+    """The contract as an OpenAPI document."""
+    return json(openapi_document(with_auth=bool(request.app.ctx.settings.tokens)))
+
+
+@meta.get("/health")
+async def health_check(request: ServiceRequest) -> HTTPResponse:
+    """200 when this process reaches Redis and RabbitMQ, else 503 naming what is down."""
+    ctx = request.app.ctx
+    try:
+        await asyncio.wait_for(ctx.store.ping(), HEALTH_TIMEOUT_SECONDS)
+        redis_up = True
+    except (StoreUnavailable, TimeoutError):
+        redis_up = False
+    rabbitmq_up = ctx.broker.connected
+    healthy = redis_up and rabbitmq_up
+    return json(
+        {"status": "ok" if healthy else "unavailable", "redis": redis_up, "rabbitmq": rabbitmq_up},
+        status=200 if healthy else 503,
+    )

@@ -1,0 +1,55 @@
+"""Typed readers for environment variables that fail fast, naming the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .errors import SettingsError
+
+
+class Environment:
+    """A read-only view of environment variables with typed, validated getters."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self._variables = variables
+
+    def text(self, name: str, default: str) -> str:
+        value = self._variables.get(name, default).strip()
+        if not value:
+            raise SettingsError(name, "must not be empty")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self._variables.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self._variables.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def ratio(self, name: str, default: float) -> float:
+        value = self.number(name, default)
+        if value > 1.0:
+            raise SettingsError(name, f"must be between 0 and 1, got {value}")
+        return value
+
+    def words(self, name: str) -> frozenset[str]:
+        """A comma-separated list; blanks are ignored."""
+        raw = self._variables.get(name, "")
+        return frozenset(word.strip() for word in raw.split(",") if word.strip())

@@ -1,0 +1,113 @@
+"""The provisioning domain's exceptions, in one tree.
+
+    ProvisioningError
+    ├── SettingsError               a variable of the environment is missing or malformed
+    ├── RequestRejected             the client's request breaks the contract (4xx)
+    │   ├── InvalidRequest          400: the body or a field is wrong; says which and why
+    │   ├── EquipmentNotFound       404: the equipment id is malformed or unknown to Service A
+    │   └── TaskNotFound            404: no such task for this equipment (or it expired)
+    ├── ProvisioningFailed          500: the task ended in failure
+    ├── ServiceOverloaded           503: this process holds its limit of requests in flight
+    ├── DependencyUnavailable       (also ConnectionError) Redis or RabbitMQ cannot serve now
+    │   ├── StoreUnavailable
+    │   └── BrokerUnavailable
+    │       └── BrokerNotConnected  the publish never left this process
+    ├── InvalidMessage              a message on a queue cannot be decoded (poison)
+    └── ServiceACallError           calling Service A went wrong
+        ├── ServiceATransientError  connection error, timeout, 5xx: worth another attempt
+        └── ServiceAFinalError      an answer that another attempt cannot change (4xx)
+
+Handlers raise these; ``provisioning.api.contract`` turns them into the HTTP contract's
+answers in one place, and ``provisioning.worker.consumer`` turns them into a message's fate.
+"""
+
+from __future__ import annotations
+
+
+class ProvisioningError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class SettingsError(ProvisioningError, ValueError):
+    """A setting from the environment is invalid; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable} {problem}")
+        self.variable = variable
+
+
+class RequestRejected(ProvisioningError):
+    """The request breaks the contract; ``status`` and ``message`` are what the client sees."""
+
+    status: int = 400
+    message: str = "Bad request"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class InvalidRequest(RequestRejected):
+    status = 400
+
+
+class EquipmentNotFound(RequestRejected):
+    status = 404
+    message = "The requested equipment is not found"
+
+
+class TaskNotFound(RequestRejected):
+    status = 404
+    message = "The requested task is not found"
+
+
+class ProvisioningFailed(ProvisioningError):
+    """The task reached its final state ``failed``."""
+
+
+class ServiceOverloaded(ProvisioningError):
+    """Service B is at its in-flight limit; the client should retry after a pause."""
+
+    retry_after_seconds = 1
+
+
+class DependencyUnavailable(ProvisioningError, ConnectionError):
+    """A backing service (Redis, RabbitMQ) cannot serve the operation right now."""
+
+
+class StoreUnavailable(DependencyUnavailable):
+    """Redis did not answer or refused the operation."""
+
+
+class BrokerUnavailable(DependencyUnavailable):
+    """RabbitMQ cannot serve: no connection in time, or a publish it did not confirm (that
+    message may or may not be queued)."""
+
+
+class BrokerNotConnected(BrokerUnavailable):
+    """There is no connection: the message surely never reached RabbitMQ."""
+
+
+class InvalidMessage(ProvisioningError):
+    """A queue message that can never be processed: not JSON, or not of the expected schema."""
+
+
+class ServiceACallError(ProvisioningError):
+    """Calling Service A did not give a success."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ServiceATransientError(ServiceACallError):
+    """Connection error, timeout or a 5xx answer: another attempt may succeed."""
+
+
+class ServiceAFinalError(ServiceACallError):
+    """An answer no retry can change, such as 404 for unknown equipment."""
+
+    def __init__(self, reason: str, *, equipment_unknown: bool = False) -> None:
+        super().__init__(reason)
+        self.equipment_unknown = equipment_unknown

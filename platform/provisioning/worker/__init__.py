@@ -1,0 +1,1 @@
+"""The worker pool: processes that consume tasks, call Service A and publish the outcome."""

@@ -1,0 +1,185 @@
+"""One task message's fate, decided in one place.
+
+    malformed                          -> dead-letter
+    unknown task (no record)           -> dead-letter
+    already final (a redelivery)       -> ack, Service A is not called again
+    otherwise: mark running, call Service A with retries, publish the result with confirms,
+    then ack. A result that cannot be published yet is retried while the task is held; only
+    when the task's channel is gone is it left to the broker's redelivery.
+Redis being down holds the message (see ``store.until_available``) rather than requeueing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import (
+    BrokerUnavailable,
+    InvalidMessage,
+    ServiceACallError,
+    ServiceAFinalError,
+    ServiceATransientError,
+)
+from ..messaging import Broker, Delivery
+from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
+from ..store import TaskStore, TransitionOutcome, until_available
+from ..telemetry.metrics import WorkerMetrics, exemplar
+from ..telemetry.tracing import annotate
+from .backoff import Backoff
+from .service_a import ServiceAClient
+
+log = logging.getLogger(__name__)
+
+RESULT_RETRY_INITIAL_SECONDS = 0.5
+RESULT_RETRY_MAX_SECONDS = 5.0
+
+
+class TaskProcessor:
+    """The handler of the tasks queue."""
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        broker: Broker,
+        service_a: ServiceAClient,
+        results_queue: str,
+        attempts: int,
+        backoff: Backoff,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._service_a = service_a
+        self._results_queue = results_queue
+        self._attempts = attempts
+        self._backoff = backoff
+        self._metrics = metrics
+
+    async def __call__(self, delivery: Delivery) -> None:
+        with self._held():
+            outcome = await self._handle(delivery)
+        self._metrics.tasks.labels(outcome=outcome).inc()
+
+    async def _call_service_a(self, task: TaskMessage) -> ServiceACallError | None:
+        """One call; returns the error instead of raising it, and times the call."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            await self._service_a.configure(task.equipment_id, task.request)
+            outcome = "success"
+            return None
+        except ServiceAFinalError as error:
+            outcome = "not_found" if error.equipment_unknown else "rejected"
+            return error
+        except ServiceATransientError as error:
+            return error
+        finally:
+            self._metrics.service_a_duration.labels(outcome=outcome).observe(
+                time.perf_counter() - started, exemplar=exemplar()
+            )
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        self._metrics.in_flight.inc()
+        try:
+            yield
+        finally:
+            self._metrics.in_flight.dec()
+
+    async def _handle(self, delivery: Delivery) -> str:
+        """Decide the message's fate; returns the outcome's metric label."""
+        try:
+            task = TaskMessage.decode(delivery.body)
+        except InvalidMessage as error:
+            log.error("dead-lettering a malformed task: %s", error,
+                      extra={"message_id": delivery.message_id})
+            await delivery.dead_letter("malformed")
+            return "dead_lettered"
+        fields = {"task_id": task.task_id, "equipment_id": task.equipment_id}
+        annotate(**{"task.id": task.task_id, "equipment.id": task.equipment_id})
+        transition = await until_available(
+            lambda: self._store.transition(task.task_id, TaskStatus.RUNNING),
+            what="mark a task running",
+            task_id=task.task_id,
+        )
+        if transition.outcome is TransitionOutcome.MISSING:
+            log.error("dead-lettering a task that has no record", extra=fields)
+            await delivery.dead_letter("unknown_task")
+            return "dead_lettered"
+        if transition.previous is not None and transition.previous.is_final:
+            log.info("redelivered task is already %s; not calling Service A again",
+                     transition.previous, extra=fields)
+            await delivery.ack()
+            return "already_final"
+
+        log.info("task running", extra={**fields, "redelivered": delivery.redelivered})
+        result = await self._provision(task)
+        if not await self._publish_result(delivery, result):
+            return "handed_back"
+        await delivery.ack()
+        return result.status.value
+
+    async def _publish_result(self, delivery: Delivery, result: ResultMessage) -> bool:
+        """Publish the result, retrying while the task is still held: publishing twice is
+        harmless (the status never goes back), calling Service A twice is not. If the task's
+        channel closes meanwhile, aiormq usually cancels this handler outright; either way the
+        broker hands the task to another worker."""
+        fields = {"task_id": result.task_id}
+        pause = RESULT_RETRY_INITIAL_SECONDS
+        while True:
+            try:
+                await self._broker.publish(
+                    self._results_queue, result.encode(), message_id=result.task_id
+                )
+                return True
+            except BrokerUnavailable as error:
+                if not delivery.deliverable:
+                    log.warning("result not published and the task's channel is gone; it will "
+                                "be redelivered: %s", error, extra=fields)
+                    return False
+                log.warning("result not published yet, retrying in %.1fs: %s", pause, error,
+                            extra=fields)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RESULT_RETRY_MAX_SECONDS)
+
+    async def _provision(self, task: TaskMessage) -> ResultMessage:
+        """Call Service A until it succeeds, fails for good, or the attempts run out."""
+        fields = {"task_id": task.task_id, "equipment_id": task.equipment_id}
+        failure: FailureReason | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1:
+                self._metrics.service_a_retries.inc()
+            error = await self._call_service_a(task)
+            if error is None:
+                break
+            if isinstance(error, ServiceAFinalError):
+                failure = (
+                    FailureReason.EQUIPMENT_NOT_FOUND
+                    if error.equipment_unknown
+                    else FailureReason.REJECTED_BY_SERVICE_A
+                )
+                log.info("Service A refused the task: %s", error.reason, extra=fields)
+                break
+            if attempt >= self._attempts:
+                failure = FailureReason.SERVICE_A_UNAVAILABLE
+                log.warning("giving up after %d attempts: %s", attempt, error.reason, extra=fields)
+                break
+            pause = self._backoff.delay(attempt)
+            log.info("attempt %d failed (%s), retrying in %.1fs", attempt, error.reason, pause,
+                     extra=fields)
+            await asyncio.sleep(pause)
+        return ResultMessage(
+            task_id=task.task_id,
+            equipment_id=task.equipment_id,
+            status=TaskStatus.FAILED if failure else TaskStatus.COMPLETED,
+            failure=failure,
+            attempts=attempt,
+            finished_at=time.time(),
+        )

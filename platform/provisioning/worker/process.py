@@ -1,0 +1,73 @@
+"""One worker process: its store, Service A client and broker, from start to graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import uvloop
+
+from ..logs import configure_logging
+from ..messaging import Broker
+from ..settings import WorkerSettings
+from ..store import TaskStore
+from ..telemetry.metrics import WorkerMetrics
+from ..telemetry.tracing import setup_tracing, shutdown_tracing
+from .backoff import Backoff
+from .consumer import TaskProcessor
+from .service_a import ServiceAClient
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMetrics) -> None:
+    """Consume until ``stop`` is set, then stop taking tasks, drain, and close everything."""
+    async with TaskStore(settings.redis) as store, ServiceAClient(settings) as service_a:
+        broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
+        broker.add_consumer(
+            settings.broker.tasks_queue,
+            TaskProcessor(
+                store=store,
+                broker=broker,
+                service_a=service_a,
+                results_queue=settings.broker.results_queue,
+                attempts=settings.service_a_attempts,
+                backoff=Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds),
+                metrics=metrics,
+            ),
+            prefetch=settings.prefetch,
+        )
+        async with broker:
+            log.info("worker consuming %s", settings.broker.tasks_queue,
+                     extra={"prefetch": settings.prefetch})
+            await stop.wait()
+            log.info("stopping: no new tasks; finishing %d in flight", broker.in_flight)
+            await broker.stop_consuming()
+            left = await broker.drain(settings.shutdown_grace_seconds)
+            if left:
+                log.warning("handing %d unfinished tasks back to the queue", left)
+    log.info("worker stopped")
+
+
+def run(settings: WorkerSettings, index: int = 0) -> None:
+    """Entry point of worker process number ``index`` (the target of the pool's children)."""
+    configure_logging("worker", settings.log_level)
+    provider = setup_tracing("worker")
+    metrics = WorkerMetrics()
+    metrics.serve(settings.metrics.host, settings.metrics.port(index))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, stop, metrics)
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    finally:
+        metrics.close()
+        shutdown_tracing(provider)

@@ -1,0 +1,117 @@
+"""The stub's application factory. Importing this module opens nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import SimpleNamespace
+
+from opentelemetry.sdk.trace import TracerProvider
+from sanic import HTTPResponse, Request, Sanic, json
+from sanic.config import Config
+
+from provisioning.api.contract import INTERNAL_ERROR, answer, error_answer
+from provisioning.errors import EquipmentNotFound, InvalidRequest
+from provisioning.logs import configure_logging
+from provisioning.models import check_equipment_id, parse_json_body, parse_provisioning_request
+from provisioning.serving import sanic_process_index
+from provisioning.telemetry.http import instrument_http
+from provisioning.telemetry.metrics import StubMetrics
+from provisioning.telemetry.tracing import annotate, setup_tracing, shutdown_tracing
+
+from .behaviour import Answer, behaviour_to_document
+from .control import BehaviourControl
+from .openapi import openapi_document
+from .settings import StubSettings
+
+
+class StubContext:
+    def __init__(self, settings: StubSettings) -> None:
+        self.settings = settings
+        self.control = BehaviourControl(settings.behaviour, settings.behaviour_file)
+        self.follower: asyncio.Task[None] | None = None
+        self.metrics = StubMetrics()
+        self.tracer_provider: TracerProvider | None = None
+
+
+StubApp = Sanic[Config, StubContext]
+RESPONSE_TIMEOUT_SECONDS = 3600
+StubRequest = Request[StubApp, SimpleNamespace]
+
+
+def create_app(settings: StubSettings | None = None) -> StubApp:
+    settings = settings or StubSettings.from_env()
+    configure_logging("service-a-stub", settings.log_level)
+    app: StubApp = Sanic("service_a_stub", ctx=StubContext(settings), configure_logging=False)
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    # Sanic cuts a handler off after RESPONSE_TIMEOUT (60 s by default) with a 503: exactly the
+    # stub's default delay. Its delay can change at run time, so the cut-off sits far above it.
+    app.config.RESPONSE_TIMEOUT = RESPONSE_TIMEOUT_SECONDS
+    app.exception(Exception)(error_answer)
+    instrument_http(app, app.ctx.metrics.http)
+
+    @app.post("/api/v1/equipment/cpe/<equipment_id:str>")
+    async def configure(request: StubRequest, equipment_id: str) -> HTTPResponse:
+        metrics = request.app.ctx.metrics
+        metrics.in_progress.inc()
+        kind = "invalid"
+        try:
+            outcome = await _answer(request, equipment_id)
+            kind = outcome.name.lower()
+        finally:
+            metrics.in_progress.dec()
+            metrics.answers.labels(answer=kind).inc()
+        if outcome is Answer.SUCCESS:
+            return answer(200, message="success")
+        if outcome is Answer.UNKNOWN_EQUIPMENT:
+            raise EquipmentNotFound()
+        return answer(500, message=INTERNAL_ERROR)
+
+    async def _answer(request: StubRequest, equipment_id: str) -> Answer:
+        behaviour = request.app.ctx.control.current
+        check_equipment_id(equipment_id)
+        annotate(**{"equipment.id": equipment_id})
+        if not behaviour.knows(equipment_id):
+            return Answer.UNKNOWN_EQUIPMENT
+        parse_provisioning_request(parse_json_body(request.body))
+        await asyncio.sleep(behaviour.delay())
+        return behaviour.answer(equipment_id)
+
+    @app.get("/admin/behaviour")
+    async def show_behaviour(request: StubRequest) -> HTTPResponse:
+        return json(behaviour_to_document(request.app.ctx.control.current))
+
+    @app.put("/admin/behaviour")
+    async def change_behaviour(request: StubRequest) -> HTTPResponse:
+        """Change delay, jitter, failure ratio or the id lists; every stub process follows."""
+        try:
+            updated = request.app.ctx.control.change(parse_json_body(request.body))
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+        return json(behaviour_to_document(updated))
+
+    @app.get("/openapi.json")
+    async def openapi(request: StubRequest) -> HTTPResponse:
+        return json(openapi_document())
+
+    @app.get("/health")
+    async def health(request: StubRequest) -> HTTPResponse:
+        return answer(200, message="ok")
+
+    @app.before_server_start
+    async def follow_behaviour(app: StubApp) -> None:
+        app.ctx.tracer_provider = setup_tracing("service-a-stub")
+        app.ctx.metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
+        app.ctx.control.refresh()
+        app.ctx.follower = asyncio.create_task(app.ctx.control.follow())
+
+    @app.after_server_stop
+    async def stop_following(app: StubApp) -> None:
+        if app.ctx.follower is not None:
+            app.ctx.follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app.ctx.follower
+        app.ctx.metrics.close()
+        shutdown_tracing(app.ctx.tracer_provider)
+
+    return app

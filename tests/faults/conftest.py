@@ -1,0 +1,137 @@
+"""Fault injection against the real processes.
+
+The machine's own Redis and RabbitMQ are never touched: the session starts a RabbitMQ node
+and a redis-server of its own (``rabbit_node``, ``redis_server``), which a test may stop and
+start again; each test's platform gets its own queue names and key prefix on them. Every test
+keeps a ``ledger`` of the tasks it sent; its figures (sent, accepted, refused, completed,
+failed, lost, and what the fault adds) are written to ``reports/faults/<test>.json`` and shown
+at the end of the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import REPO
+
+from .harness import FaultPlatform, fault_environment
+from .ledger import Ledger
+from .servers import RabbitNode, RedisServer
+
+REPORTS = REPO / "reports" / "faults"
+MAIN_FIGURES = ("outcome", "sent", "accepted", "refused_500", "completed", "failed", "lost")
+_FIGURES: list[tuple[str, dict[str, Any]]] = []
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the tests' own: quorum queues, persistent messages, restartable."""
+    node = RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
+        shutil.rmtree(node.directory / "mnesia", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the tests' own, with an append-only file fsynced on every write."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(server.directory / "appendonlydir", ignore_errors=True)
+
+
+@pytest.fixture
+def servers_up(rabbit_node: RabbitNode, redis_server: RedisServer) -> tuple[RabbitNode, RedisServer]:
+    """Both servers running at the start of a test, whatever an earlier failure left behind."""
+    if rabbit_node.process is None or rabbit_node.process.poll() is not None:
+        rabbit_node.stop()
+        rabbit_node.start()
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.stop()
+        redis_server.start()
+    return rabbit_node, redis_server
+
+
+PlatformFactory = Callable[..., Awaitable[FaultPlatform]]
+
+
+@pytest.fixture
+async def start_platform(cert_dir: Path, servers_up: tuple[RabbitNode, RedisServer],
+                         tmp_path: Path) -> AsyncIterator[PlatformFactory]:
+    """Start the stub, Service B and the worker pool on our servers; ``start_platform(
+    STUB_DELAY_SECONDS="2", ...)`` overrides variables. Stopped and cleaned up after the test."""
+    rabbit, redis = servers_up
+    started: list[FaultPlatform] = []
+
+    async def start(**overrides: str) -> FaultPlatform:
+        # Free ports are picked before the processes bind them; on a busy machine another
+        # socket may take one meanwhile, so a start that fails is tried once more on new ports
+        # (a real start-up bug fails twice, and the error carries the components' logs).
+        for attempt in (1, 2):
+            environment = fault_environment(cert_dir, rabbit, redis, tmp_path, overrides)
+            try:
+                platform = await FaultPlatform.launch(
+                    environment, tmp_path / f"logs-{attempt}", rabbit, redis)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                continue
+            started.append(platform)
+            return platform
+        raise AssertionError("unreachable")
+
+    yield start
+    for platform in started:
+        await platform.close()
+
+
+@pytest.fixture
+def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    """The test's tasks and their fate; its figures are written whatever the outcome."""
+    book = Ledger(request.node.name)
+    yield book
+    outcome = call_outcome(getattr(request.node, "fault_call_report", None))
+    book.write(REPORTS, outcome)
+    _FIGURES.append((request.node.name, {"outcome": outcome, **book.figures()}))
+
+
+def call_outcome(report: pytest.TestReport | None) -> str:
+    if report is None:
+        return "error"
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.fault_call_report = report  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("fault figures (also in reports/faults/)")
+    for name, figures in _FIGURES:
+        main = " ".join(f"{key}={figures[key]}" for key in MAIN_FIGURES)
+        extra = {k: v for k, v in figures.items() if k not in MAIN_FIGURES and k != "unexpected"}
+        terminalreporter.write_line(f"{name}: {main}")
+        if figures.get("unexpected"):
+            terminalreporter.write_line(f"    unexpected answers: {figures['unexpected']}")
+        if extra:
+            terminalreporter.write_line(f"    {extra}")

@@ -1,0 +1,349 @@
+"""The platform under test, wired to the fault tests' own Redis and RabbitMQ, and what a test
+reads from it: health, Prometheus counters, the worker pool's processes, queue depths, and the
+stub's behaviour (changed at run time through its admin endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiormq
+import psutil
+from aiormq import spec
+from prometheus_client.parser import text_string_to_metric_families
+from tests.conftest import delete_run_data
+from tests.e2e.conftest import Client, client_session, platform_environment
+from tests.ports import free_port, free_port_range
+
+from provisioning.devstack import Stack
+
+from .servers import QueueDepth, RabbitNode, RedisServer, tail
+
+READY_SECONDS = 60.0
+
+# Short delays and retries, so that a fault and its recovery fit in seconds.
+FAULT_DEFAULTS = {
+    "STUB_DELAY_SECONDS": "0.5",
+    "SERVICE_A_ATTEMPTS": "3",
+    "SERVICE_A_BACKOFF_SECONDS": "0.2",
+    "SERVICE_A_BACKOFF_MAX_SECONDS": "1",
+    "RECONNECT_INITIAL_SECONDS": "0.1",
+    "RECONNECT_MAX_SECONDS": "1",
+    "REDIS_TIMEOUT_SECONDS": "1",
+    "WORKER_PROCESSES": "2",
+    "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def fault_environment(cert_dir: Path, rabbit: RabbitNode, redis: RedisServer, work_dir: Path,
+                      overrides: Mapping[str, str]) -> dict[str, str]:
+    """The e2e platform's environment, pointed at our own servers, with short delays."""
+    environment = platform_environment(cert_dir)
+    workers = int(overrides.get("WORKER_PROCESSES", FAULT_DEFAULTS["WORKER_PROCESSES"]))
+    environment.update(FAULT_DEFAULTS)
+    environment.update({
+        "REDIS_URL": redis.url,
+        "AMQP_URL": rabbit.amqp_url,
+        # Process i of the pool serves its metrics on base + i: the whole range must be free.
+        "WORKER_METRICS_PORT": str(free_port_range(workers)),
+        "API_METRICS_PORT": str(free_port()),
+        "STUB_METRICS_PORT": str(free_port()),
+        # In the test's own directory, not /tmp: removed with it.
+        "STUB_BEHAVIOUR_FILE": str(work_dir / "stub-behaviour.json"),
+    })
+    environment.update(overrides)
+    return environment
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    pid: int
+    index: int
+
+    @property
+    def alive(self) -> bool:
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+
+class FaultPlatform:
+    """Stub, Service B and worker pool as processes, with a client of Service B."""
+
+    def __init__(self, stack: Stack, rabbit: RabbitNode, redis: RedisServer) -> None:
+        self.stack = stack
+        self.rabbit = rabbit
+        self.redis = redis
+        self._session: aiohttp.ClientSession | None = None
+        self._context = ssl.create_default_context(cafile=str(stack.ca_file))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @classmethod
+    async def launch(cls, environment: dict[str, str], log_dir: Path, rabbit: RabbitNode,
+                     redis: RedisServer) -> FaultPlatform:
+        platform = cls(Stack(environment, log_dir=log_dir), rabbit, redis)
+        try:
+            platform.stack.start()
+            await asyncio.to_thread(platform.stack.wait_ready, READY_SECONDS)
+            await platform.wait_workers(int(environment["WORKER_PROCESSES"]), READY_SECONDS)
+        except Exception as error:
+            tails = "\n".join(f"--- {name}.log\n{tail(log_dir / f'{name}.log')}"
+                              for name in ("stub", "api", "worker"))
+            await platform.close()
+            raise RuntimeError(f"the platform did not start: {error!r}\n{tails}") from error
+        except BaseException:
+            await platform.close()
+            raise
+        return platform
+
+    async def close(self) -> None:
+        """Stop every component and delete the run's keys and queues. Idempotent."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        # All at once: each stop waits for its own process (and kills it if it hangs).
+        await asyncio.gather(*(asyncio.to_thread(self.stack.stop_component, name)
+                               for name in list(self.stack.processes)))
+        await asyncio.to_thread(self.stack.stop)  # closes the log files
+        if self.rabbit.process is not None and self.redis.process is not None:
+            await delete_run_data(self.environment)
+
+    @property
+    def environment(self) -> Mapping[str, str]:
+        return self.stack.environment
+
+    @property
+    def client(self) -> Client:
+        if self._session is None:
+            self._session = client_session(self.stack.ca_file)
+        return Client(self._session, self.stack.api_url)
+
+    async def start(self, component: str) -> None:
+        """Start a stopped component again (same ports) and wait until it answers."""
+        self.stack.start_component(component)
+        await asyncio.to_thread(self.stack.wait_ready, READY_SECONDS)
+        if component == "worker":
+            await self.wait_workers(int(self.environment["WORKER_PROCESSES"]), READY_SECONDS)
+
+    async def stop(self, component: str, sig: int) -> tuple[int | None, float]:
+        """Signal a component and wait for it to exit: its exit code and how long it took."""
+        started = time.monotonic()
+        code = await asyncio.to_thread(self.stack.stop_component, component, sig)
+        return code, time.monotonic() - started
+
+    # -- Service B --------------------------------------------------------------------------------
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        async with self.client.session.get(f"{self.stack.api_url}/health") as response:
+            return response.status, await response.json()
+
+    async def wait_health(self, status: int, timeout: float) -> dict[str, Any]:
+        """Poll /health until it answers ``status``; its body."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answered, body = await self.health()
+                if answered == status:
+                    return body
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"/health did not answer {status} within {timeout} s")
+            await asyncio.sleep(0.2)
+
+    # -- metrics ----------------------------------------------------------------------------------
+
+    async def scrape(self, port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The samples of one process's /metrics: (name, labels) -> value."""
+        async with self.client.session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    async def counter(self, component: str, name: str, **labels: str) -> float:
+        """A sample summed over the component's processes (0 for a process that has none)."""
+        variable = {"stub": "STUB_METRICS_PORT", "api": "API_METRICS_PORT",
+                    "worker": "WORKER_METRICS_PORT"}[component]
+        base = int(self.environment[variable])
+        count = int(self.environment["WORKER_PROCESSES"]) if component == "worker" else 1
+        wanted = set(labels.items())
+        total = 0.0
+        for port in range(base, base + count):
+            samples = await self.scrape(port)
+            total += sum(value for (sample, sample_labels), value in samples.items()
+                         if sample == name and wanted <= sample_labels)
+        return total
+
+    async def wait_counter(self, component: str, name: str, at_least: float, timeout: float,
+                           **labels: str) -> float:
+        """Poll a counter until it reaches ``at_least``; its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.counter(component, name, **labels)
+            if value >= at_least:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}{labels} is {value} after {timeout} s, not {at_least}")
+            await asyncio.sleep(0.1)
+
+    async def stub_answers(self, answer: str) -> float:
+        return await self.counter("stub", "equipment_stub_answers_total", answer=answer)
+
+    # -- the stub's behaviour -------------------------------------------------------------------
+
+    async def stub_behaviour(self, **changes: Any) -> dict[str, Any]:
+        """Change the stub's behaviour at run time (``delaySeconds``, ``failureRatio``...)."""
+        url = f"{self.stack.stub_url}/admin/behaviour"
+        async with self.client.session.put(url, json=changes) as response:
+            assert response.status == 200, await response.text()
+            return dict(await response.json())
+
+    # -- the worker pool --------------------------------------------------------------------------
+
+    def workers(self) -> list[WorkerProcess]:
+        """The pool's worker processes (not multiprocessing's resource tracker), by index."""
+        pool = psutil.Process(self.stack.processes["worker"].pid)
+        base = int(self.environment["WORKER_METRICS_PORT"])
+        found = []
+        for child in pool.children():
+            try:
+                if "spawn_main" not in " ".join(child.cmdline()):
+                    continue
+                ports = [c.laddr.port for c in child.net_connections(kind="tcp")
+                         if c.status == psutil.CONN_LISTEN]
+            except psutil.NoSuchProcess:
+                continue
+            for port in ports:
+                if base <= port < base + int(self.environment["WORKER_PROCESSES"]):
+                    found.append(WorkerProcess(child.pid, port - base))
+        return sorted(found, key=lambda worker: worker.index)
+
+    async def wait_workers(self, count: int, timeout: float,
+                           without: Iterable[int] = ()) -> list[WorkerProcess]:
+        """Wait until ``count`` workers serve their metrics (none of the pids ``without``)."""
+        excluded = set(without)
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = [w for w in self.workers() if w.pid not in excluded]
+            if len(workers) == count:
+                return workers
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(workers)} of {count} worker processes up after {timeout} s")
+            await asyncio.sleep(0.2)
+
+    async def worker_in_flight(self, worker: WorkerProcess) -> int:
+        port = int(self.environment["WORKER_METRICS_PORT"]) + worker.index
+        samples = await self.scrape(port)
+        return int(samples.get(("provisioning_worker_tasks_in_flight", frozenset()), 0))
+
+    def kill(self, worker: WorkerProcess, sig: int) -> None:
+        os.kill(worker.pid, sig)
+
+    # -- queues -------------------------------------------------------------------------------------
+
+    @property
+    def queues(self) -> list[str]:
+        tasks, results = self.environment["TASKS_QUEUE"], self.environment["RESULTS_QUEUE"]
+        return [tasks, results, f"{tasks}.dead", f"{results}.dead"]
+
+    async def queue_depths(self) -> dict[str, QueueDepth]:
+        """Ready and unacknowledged messages of this run's four queues."""
+        depths = await asyncio.to_thread(self.rabbit.queue_depths)
+        return {queue: depths.get(queue, QueueDepth(0, 0)) for queue in self.queues}
+
+    async def queue_state(self, queue: str) -> tuple[int, int]:
+        """Messages ready and consumers attached, as the queue itself says now."""
+        connection = await aiormq.connect(self.rabbit.amqp_url)
+        try:
+            channel = await connection.channel()
+            declared = await channel.queue_declare(queue, passive=True)
+            return int(declared.message_count or 0), int(declared.consumer_count or 0)
+        finally:
+            await connection.close()
+
+    async def wait_released(self, queue: str, timeout: float) -> QueueDepth:
+        """Once the queue's consumers are gone: what is ready, and what is still unacked
+        (nothing, unless a message is held by no one and never released)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, consumers = await self.queue_state(queue)
+            unacked = (await self.queue_depths())[queue].unacked
+            if (consumers == 0 and unacked == 0) or time.monotonic() > deadline:
+                ready, _ = await self.queue_state(queue)
+                return QueueDepth(ready, unacked)
+            await asyncio.sleep(0.3)
+
+    async def wait_queues_empty(self, timeout: float, *, dead_letters: bool = True
+                                ) -> dict[str, QueueDepth]:
+        """Wait until no message is ready or unacked (dead-letter queues too, unless told)."""
+        checked = self.queues if dead_letters else self.queues[:2]
+        deadline = time.monotonic() + timeout
+        while True:
+            depths = await self.queue_depths()
+            if all(depths[queue] == QueueDepth(0, 0) for queue in checked):
+                return depths
+            if time.monotonic() > deadline:
+                return depths
+            await asyncio.sleep(0.5)
+
+    async def publish(self, queue: str, body: bytes) -> None:
+        """Put a message straight on a queue, as a stray or broken producer would."""
+        connection = await aiormq.connect(self.rabbit.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            confirmation = await channel.basic_publish(
+                body, routing_key=queue,
+                properties=spec.Basic.Properties(delivery_mode=2, message_id=str(uuid.uuid4())),
+                timeout=10)
+            assert isinstance(confirmation, spec.Basic.Ack), confirmation
+        finally:
+            await connection.close()
+
+    async def take_dead_letters(self, queue: str, count: int, timeout: float) -> list[bytes]:
+        """Wait until ``{queue}.dead`` holds ``count`` messages, then take them all (bodies)."""
+        connection = await aiormq.connect(self.rabbit.amqp_url)
+        try:
+            channel = await connection.channel()
+            dead = f"{queue}.dead"
+            deadline = time.monotonic() + timeout
+            while True:
+                declared = await channel.queue_declare(dead, passive=True)
+                if declared.message_count >= count or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            bodies = []
+            for _ in range(declared.message_count or 0):
+                message = await channel.basic_get(dead, no_ack=True, timeout=10)
+                bodies.append(message.body)
+            return bodies
+        finally:
+            await connection.close()
+
+    # -- logs ---------------------------------------------------------------------------------------
+
+    def log_entries(self, component: str) -> list[dict[str, Any]]:
+        """The component's structured log lines (JSON objects), in order."""
+        assert self.stack.log_dir is not None
+        path = self.stack.log_dir / f"{component}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def logged_tasks(self, component: str, message_start: str) -> set[str]:
+        """Ids of the tasks the component logged a message starting with ``message_start`` for."""
+        return {entry["task_id"] for entry in self.log_entries(component)
+                if "task_id" in entry and entry["message"].startswith(message_start)}

@@ -1,0 +1,349 @@
+"""Every PromQL expression of every Grafana dashboard, run against live data.
+
+The real platform (stub, Service B, worker pool) runs as processes, each serving /metrics on a
+free port; a second RabbitMQ node with the rabbitmq_prometheus plugin carries its queues (the
+machine's own node is left alone); the Redis exporter reads the machine's Redis; Prometheus
+runs with the project's own prometheus.yml and alerts.yml, only the targets rewritten to those
+local ports. After tasks that complete, fail and hit unknown devices, and poison messages that
+get dead-lettered, each panel query must return data: a renamed metric or label, a wrong
+scrape path or a PromQL typo fails here, not in front of a user staring at "No data".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiormq
+import pytest
+import yaml
+from tests.conftest import REDIS_URL, REPO, delete_run_data, isolated_environment
+from tests.ports import free_port, free_port_range
+
+from provisioning.devstack import Stack
+
+from .processes import (
+    OtlpSink,
+    PrometheusServer,
+    PrometheusTools,
+    RabbitNode,
+    RedisExporter,
+    rabbitmq_scripts,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+DASHBOARDS = sorted((REPO / "observability" / "grafana" / "dashboards").glob("*.json"))
+PROMETHEUS_CONFIG = REPO / "observability" / "prometheus" / "prometheus.yml"
+ALERT_RULES = REPO / "observability" / "prometheus" / "alerts.yml"
+
+# What Grafana puts in place of its variables; the test scrapes every second.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "5s", "$__range": "5m"}
+SCRAPE_INTERVAL_SECONDS = 1
+WORKER_PROCESSES = 2
+
+GOOD_IDS = [f"OBSGOOD{i:03d}" for i in range(6)]
+FAILING_ID = "OBSFAIL001"
+UNKNOWN_ID = "OBSUNKNOWN1"
+BODY = {
+    "timeoutInSeconds": 14,
+    "parameters": {"username": "admin", "password": "obs-secret", "vlan": 534, "interfaces": [1, 2]},
+}
+
+# Compose service -> (the base metrics port prometheus.yml uses, the variable that sets it).
+METRICS_BASES = {
+    "service-b": (9110, "API_METRICS_PORT"),
+    "stub": (9100, "STUB_METRICS_PORT"),
+    "worker": (9120, "WORKER_METRICS_PORT"),
+}
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+    exemplar: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.dashboard}: {self.panel} [{self.ref_id}]"
+
+    def promql(self) -> str:
+        expression = self.expr
+        for variable, value in GRAFANA_VARIABLES.items():
+            expression = expression.replace(variable, value)
+        return expression
+
+
+def panel_queries() -> list[PanelQuery]:
+    queries = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                queries.append(PanelQuery(path.stem, panel["title"], target["refId"], target["expr"],
+                                          bool(target.get("exemplar"))))
+    return queries
+
+
+def exemplar_metrics() -> list[str]:
+    """The histograms whose exemplars the dashboards show."""
+    names = {
+        match
+        for query in panel_queries() if query.exemplar
+        for match in re.findall(r"([a-z_]+)_bucket\b", query.expr)
+    }
+    return sorted(names)
+
+
+# --- the project's prometheus.yml, pointed at this machine ---------------------------------
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    prometheus: int
+    rabbitmq_metrics: int
+    redis_exporter: int
+    metrics_bases: dict[str, int]  # compose service -> local base port
+
+    def address(self, host: str, port: int) -> str:
+        """The local address standing in for ``host:port`` of the compose network."""
+        if host in self.metrics_bases:
+            compose_base = METRICS_BASES[host][0]
+            return f"127.0.0.1:{self.metrics_bases[host] + port - compose_base}"
+        single = {("localhost", 9090): self.prometheus, ("prometheus", 9090): self.prometheus,
+                  ("rabbitmq", 15692): self.rabbitmq_metrics,
+                  ("redis-exporter", 9121): self.redis_exporter}
+        if (host, port) not in single:
+            raise AssertionError(f"prometheus.yml scrapes {host}:{port}, which this test cannot run")
+        return f"127.0.0.1:{single[(host, port)]}"
+
+
+def localised(config: dict[str, Any], ports: LocalPorts) -> dict[str, Any]:
+    """prometheus.yml with every target moved to 127.0.0.1; paths, params, labels and
+    relabelling untouched. DNS service discovery becomes the static addresses it would find."""
+    config = copy.deepcopy(config)
+    config["global"].update(
+        scrape_interval=f"{SCRAPE_INTERVAL_SECONDS}s", scrape_timeout=f"{SCRAPE_INTERVAL_SECONDS}s",
+        evaluation_interval=f"{SCRAPE_INTERVAL_SECONDS}s",
+    )
+    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / name) for name in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        static = []
+        for group in job.pop("static_configs", []):
+            targets = [ports.address(*split(target)) for target in group["targets"]]
+            static.append({**group, "targets": targets})
+        for sd in job.pop("dns_sd_configs", []):
+            assert sd.get("type", "SRV") == "A", f"job {job['job_name']}: only A lookups are mapped"
+            static.append({"targets": [ports.address(name, sd["port"]) for name in sd["names"]]})
+        unknown = {key for key in job if key.endswith("_sd_configs")}
+        assert not unknown, f"job {job['job_name']}: {unknown} not mapped by this test"
+        job["static_configs"] = static
+    return config
+
+
+def split(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host, int(port)
+
+
+# --- traffic --------------------------------------------------------------------------------
+
+
+@dataclass
+class Client:
+    base: str
+    context: ssl.SSLContext
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(f"{self.base}{path}", data=body, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read())
+
+    def create(self, equipment_id: str, body: bytes = json.dumps(BODY).encode()) -> tuple[int, dict[str, Any]]:
+        return self.call("POST", f"/api/v1/equipment/cpe/{equipment_id}", body)
+
+    def status(self, equipment_id: str, task_id: str) -> tuple[int, dict[str, Any]]:
+        return self.call("GET", f"/api/v1/equipment/cpe/{equipment_id}/task/{task_id}")
+
+
+def run_tasks(client: Client, timeout: float = 30.0) -> None:
+    """Tasks that complete, fail at Service A and hit an unknown device, polled to the end;
+    plus a bad id (404 at once) and a bad body (400)."""
+    tasks = []
+    for equipment_id in [*GOOD_IDS, FAILING_ID, UNKNOWN_ID]:
+        status, answer = client.create(equipment_id)
+        assert status == 200, f"creating a task for {equipment_id}: {status} {answer}"
+        tasks.append((equipment_id, answer["taskId"]))
+    assert client.create("x")[0] == 404
+    assert client.create(GOOD_IDS[0], b"{not json")[0] == 400
+    deadline = time.monotonic() + timeout
+    while tasks:
+        equipment_id, task_id = tasks[0]
+        if client.status(equipment_id, task_id)[1].get("code") != 204:
+            tasks.pop(0)
+            continue
+        assert time.monotonic() < deadline, f"task {task_id} still running after {timeout} s"
+        time.sleep(0.2)
+
+
+async def publish_poison(amqp_url: str, queues: list[str]) -> None:
+    """A message that is not JSON on each queue: its consumer must dead-letter it."""
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in queues:
+            await channel.basic_publish(b"not json", routing_key=queue)
+    finally:
+        await connection.close()
+
+
+# --- the whole set-up -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    prometheus_tools: PrometheusTools, cert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """Prometheus that has scraped the platform at least twice after its traffic."""
+    prometheus_binary = prometheus_tools.require("prometheus")
+    exporter_binary = prometheus_tools.require("prometheus-redis-exporter")
+    scripts = rabbitmq_scripts()
+    if scripts is None:
+        pytest.skip("rabbitmq-server is not installed: no RabbitMQ node for the queue metrics")
+    work = tmp_path_factory.mktemp("observability")
+
+    with ExitStack() as cleanup:
+        rabbit = RabbitNode(scripts, work / "rabbitmq")
+        rabbit.start()  # it takes ~10 s: the others start meanwhile
+        cleanup.callback(rabbit.stop)
+        exporter = RedisExporter(exporter_binary, REDIS_URL.rsplit("/", 1)[0], work)
+        exporter.start()
+        cleanup.callback(exporter.stop)
+
+        bases = {"service-b": free_port_range(1), "stub": free_port_range(1),
+                 "worker": free_port_range(WORKER_PROCESSES)}
+        server = PrometheusServer(prometheus_binary, work)
+        ports = LocalPorts(server.port, rabbit.prometheus_port, exporter.port, bases)
+        server.start(localised(yaml.safe_load(PROMETHEUS_CONFIG.read_text()), ports))
+        cleanup.callback(server.stop)
+
+        rabbit.wait_ready()
+        exporter.wait_ready()
+        server.wait_ready()
+
+        sink = OtlpSink()
+        sink.start()
+        cleanup.callback(sink.stop)
+
+        stub_port = free_port()
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+            **isolated_environment("obs"),
+            "AMQP_URL": rabbit.amqp_url,
+            "CERT_DIR": str(cert_dir),
+            "API_PORT": str(free_port()),
+            "STUB_PORT": str(stub_port),
+            "SERVICE_A_URL": f"https://127.0.0.1:{stub_port}",
+            "STUB_DELAY_SECONDS": "0.5",
+            "STUB_FAIL_IDS": FAILING_ID,
+            "STUB_UNKNOWN_IDS": UNKNOWN_ID,
+            "STUB_BEHAVIOUR_FILE": str(work / "stub-behaviour.json"),
+            "SERVICE_A_ATTEMPTS": "2",
+            "SERVICE_A_BACKOFF_SECONDS": "0.05",
+            "WORKER_PROCESSES": str(WORKER_PROCESSES),
+            "METRICS_HOST": "127.0.0.1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+            **{variable: str(bases[service]) for service, (_, variable) in METRICS_BASES.items()},
+        }
+        stack = Stack(environment, log_dir=work / "platform")
+        cleanup.callback(lambda: asyncio.run(delete_run_data(environment)))
+        stack.start()
+        cleanup.callback(stack.stop)
+        stack.wait_ready(timeout=60)
+
+        client = Client(stack.api_url, ssl.create_default_context(cafile=str(stack.ca_file)))
+        run_tasks(client)
+        asyncio.run(publish_poison(rabbit.amqp_url,
+                                   [environment["TASKS_QUEUE"], environment["RESULTS_QUEUE"]]))
+        wait_for_scrapes_after(server, time.time() + 0.5, scrapes=3)
+        yield server
+
+
+def wait_for_scrapes_after(server: PrometheusServer, moment: float, scrapes: int,
+                           timeout: float = 30.0) -> None:
+    """Until every target has been scraped ``scrapes`` times after ``moment``."""
+    needed = moment + scrapes * SCRAPE_INTERVAL_SECONDS
+    deadline = time.monotonic() + timeout
+    while True:
+        latest = server.query("min(timestamp(up))")
+        if latest and float(latest[0]["value"][1]) >= needed:
+            return
+        assert time.monotonic() < deadline, f"Prometheus did not scrape every target within {timeout} s"
+        time.sleep(0.5)
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", [job["job_name"] for job in
+                                 yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]])
+def test_every_target_of_the_scrape_job_is_up(prometheus: PrometheusServer, job: str) -> None:
+    series = prometheus.query(f'up{{job="{job}"}}')
+    assert series, f"job {job} has no target"
+    down = [s["metric"]["instance"] for s in series if s["value"][1] != "1"]
+    assert not down, f"job {job}: {down} down (see http://<prometheus>/targets for the error)"
+
+
+@pytest.mark.parametrize("query", panel_queries(), ids=lambda query: query.id)
+def test_dashboard_panel_query_returns_data(prometheus: PrometheusServer, query: PanelQuery) -> None:
+    promql = query.promql()
+    assert "$" not in promql, f"a Grafana variable this test does not know: {promql}"
+    result = prometheus.query(promql)
+    assert result, f"no data for {promql}"
+
+
+@pytest.mark.parametrize("metric", exemplar_metrics())
+def test_histogram_carries_trace_id_exemplars(prometheus: PrometheusServer, metric: str) -> None:
+    now = time.time()
+    found = prometheus.api("query_exemplars", query=f"{metric}_bucket",
+                           start=str(now - 600), end=str(now))
+    exemplars = [e for series in found for e in series["exemplars"]]
+    assert exemplars, f"no exemplar on {metric}"
+    assert all(re.fullmatch(r"[0-9a-f]{32}", e["labels"].get("trace_id", "")) for e in exemplars)
+
+
+def test_alert_rules_evaluate_without_errors_on_live_metrics(prometheus: PrometheusServer) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        groups = prometheus.api("rules")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        if rules and all(rule.get("lastEvaluation", "").startswith("2") for rule in rules):
+            break
+        assert time.monotonic() < deadline, "rules were not evaluated within 10 s"
+        time.sleep(0.5)
+    expected = {rule["alert"] for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]
+                for rule in group["rules"]}
+    assert {rule["name"] for rule in rules} == expected
+    broken = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
+    assert not broken

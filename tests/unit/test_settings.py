@@ -1,0 +1,55 @@
+"""Settings come from the environment, with defaults, and a bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from equipment_stub.settings import StubSettings
+from provisioning.errors import SettingsError
+from provisioning.settings import ApiSettings, WorkerSettings
+
+
+def test_defaults_match_the_documented_addresses_and_names() -> None:
+    api = ApiSettings.from_env({})
+    worker = WorkerSettings.from_env({})
+    stub = StubSettings.from_env({})
+    assert (api.host, api.port) == ("127.0.0.1", 8081)
+    assert (stub.host, stub.port) == ("127.0.0.1", 8080)
+    assert worker.service_a_url == "https://127.0.0.1:8080"
+    assert api.broker.tasks_queue == "tasks_queue"
+    assert api.broker.results_queue == "results_queue"
+    assert api.redis.task_ttl_seconds == 86_400
+    assert stub.behaviour.delay_seconds == 60.0
+
+
+def test_stub_id_lists_are_comma_separated() -> None:
+    stub = StubSettings.from_env({"STUB_FAIL_IDS": "AAA111, BBB222,,", "STUB_UNKNOWN_IDS": "CCC333"})
+    assert stub.behaviour.fail_ids == {"AAA111", "BBB222"}
+    assert stub.behaviour.unknown_ids == {"CCC333"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("API_PORT", "eighty", "must be an integer"),
+        ("API_WORKERS", "0", "must be at least 1"),
+        ("TASK_TTL_SECONDS", "0", "must be at least 1"),
+        ("RESULTS_QUEUE", "tasks_queue", "must differ from TASKS_QUEUE"),
+        ("REDIS_URL", "  ", "must not be empty"),
+    ],
+)
+def test_a_bad_api_setting_names_the_variable(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        ApiSettings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert problem in str(caught.value)
+
+
+def test_the_worker_only_calls_service_a_over_https() -> None:
+    with pytest.raises(SettingsError, match="SERVICE_A_URL must be an https:// URL"):
+        WorkerSettings.from_env({"SERVICE_A_URL": "http://127.0.0.1:8080"})
+
+
+def test_the_stub_failure_ratio_is_a_ratio() -> None:
+    with pytest.raises(SettingsError, match="STUB_FAILURE_RATIO must be between 0 and 1"):
+        StubSettings.from_env({"STUB_FAILURE_RATIO": "1.5"})

@@ -1,0 +1,211 @@
+"""A task message's fate in the worker, with fakes at the edges (store, broker, Service A)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from provisioning.errors import (
+    BrokerUnavailable,
+    ServiceAFinalError,
+    ServiceATransientError,
+    StoreUnavailable,
+)
+from provisioning.models import (
+    DeviceParameters,
+    FailureReason,
+    ProvisioningRequest,
+    ResultMessage,
+    TaskMessage,
+    TaskStatus,
+)
+from provisioning.store import Transition, TransitionOutcome
+from provisioning.telemetry.metrics import WorkerMetrics
+from provisioning.worker.backoff import Backoff
+from provisioning.worker.consumer import TaskProcessor
+
+TASK = TaskMessage(
+    "0b5e3b0e-8a3c-4f7d-9d1e-2f6b9c1a7e44",
+    "abcdef1",
+    ProvisioningRequest(14, DeviceParameters("admin", "pw", (1,))),
+    created_at=1.0,
+)
+
+
+@dataclass
+class FakeDelivery:
+    body: bytes
+    fate: str | None = None
+    message_id: str | None = "m1"
+    redelivered: bool = False
+    deliverable: bool = True
+
+    async def ack(self) -> None:
+        self.fate = "ack"
+
+    async def requeue(self) -> None:
+        self.fate = "requeue"
+
+    async def dead_letter(self, reason: str) -> None:
+        self.fate = "dead_letter"
+
+
+@dataclass
+class FakeStore:
+    previous: TaskStatus | None = TaskStatus.PENDING
+    unavailable_times: int = 0
+    calls: int = 0
+
+    async def transition(self, task_id: str, status: TaskStatus, *_: Any) -> Transition:
+        self.calls += 1
+        if self.unavailable_times:
+            self.unavailable_times -= 1
+            raise StoreUnavailable("down")
+        if self.previous is None:
+            return Transition(TransitionOutcome.MISSING, None)
+        if self.previous.is_final:
+            return Transition(TransitionOutcome.STALE, self.previous)
+        return Transition(TransitionOutcome.APPLIED, self.previous)
+
+
+@dataclass
+class FakeBroker:
+    failures: int = 0
+    published: list[ResultMessage] = field(default_factory=list)
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("down")
+        self.published.append(ResultMessage.decode(body))
+
+
+@dataclass
+class FakeServiceA:
+    answers: list[Exception | None]
+    calls: int = 0
+
+    async def configure(self, equipment_id: str, request: ProvisioningRequest) -> None:
+        self.calls += 1
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+
+
+async def process(
+    *, answers: list[Exception | None] | None = None, store: FakeStore | None = None,
+    broker: FakeBroker | None = None, body: bytes = TASK.encode(), attempts: int = 3,
+    metrics: WorkerMetrics | None = None, delivery: FakeDelivery | None = None,
+) -> tuple[FakeDelivery, FakeBroker, FakeServiceA]:
+    broker = broker or FakeBroker()
+    service_a = FakeServiceA(answers or [])
+    processor = TaskProcessor(
+        store=store or FakeStore(),  # type: ignore[arg-type]
+        broker=broker,  # type: ignore[arg-type]
+        service_a=service_a,  # type: ignore[arg-type]
+        results_queue="results",
+        attempts=attempts,
+        backoff=Backoff(0.0, 0.0),
+        metrics=metrics or WorkerMetrics(),
+    )
+    delivery = delivery or FakeDelivery(body)
+    await processor(delivery)  # type: ignore[arg-type]
+    return delivery, broker, service_a
+
+
+async def test_a_success_publishes_completed_then_acks() -> None:
+    delivery, broker, service_a = await process()
+    assert delivery.fate == "ack"
+    assert service_a.calls == 1
+    assert [r.status for r in broker.published] == [TaskStatus.COMPLETED]
+
+
+async def test_transient_failures_are_retried_until_success() -> None:
+    delivery, broker, service_a = await process(
+        answers=[ServiceATransientError("503"), ServiceATransientError("timeout"), None]
+    )
+    assert service_a.calls == 3
+    assert broker.published[0].status is TaskStatus.COMPLETED
+    assert broker.published[0].attempts == 3
+    assert delivery.fate == "ack"
+
+
+async def test_transient_failures_past_the_attempts_fail_the_task() -> None:
+    delivery, broker, service_a = await process(
+        answers=[ServiceATransientError("500")] * 5, attempts=3
+    )
+    assert service_a.calls == 3
+    assert broker.published[0].status is TaskStatus.FAILED
+    assert broker.published[0].failure is FailureReason.SERVICE_A_UNAVAILABLE
+    assert delivery.fate == "ack"
+
+
+async def test_unknown_equipment_is_final_at_once() -> None:
+    _delivery, broker, service_a = await process(
+        answers=[ServiceAFinalError("404", equipment_unknown=True)]
+    )
+    assert service_a.calls == 1
+    assert broker.published[0].failure is FailureReason.EQUIPMENT_NOT_FOUND
+
+
+@pytest.mark.parametrize("final", [TaskStatus.COMPLETED, TaskStatus.FAILED])
+async def test_a_redelivered_final_task_is_acked_without_calling_service_a(final: TaskStatus) -> None:
+    delivery, broker, service_a = await process(store=FakeStore(previous=final))
+    assert delivery.fate == "ack"
+    assert service_a.calls == 0
+    assert broker.published == []
+
+
+async def test_a_redelivered_running_task_is_done_again() -> None:
+    delivery, _broker, service_a = await process(store=FakeStore(previous=TaskStatus.RUNNING))
+    assert service_a.calls == 1
+    assert delivery.fate == "ack"
+
+
+async def test_a_task_without_record_is_dead_lettered() -> None:
+    delivery, _broker, service_a = await process(store=FakeStore(previous=None))
+    assert delivery.fate == "dead_letter"
+    assert service_a.calls == 0
+
+
+async def test_a_malformed_task_is_dead_lettered() -> None:
+    delivery, _, service_a = await process(body=b"{not json")
+    assert delivery.fate == "dead_letter"
+    assert service_a.calls == 0
+
+
+async def test_redis_down_holds_the_message_until_it_answers() -> None:
+    store = FakeStore(unavailable_times=2)
+    delivery, _broker, _ = await process(store=store)
+    assert store.calls == 3
+    assert delivery.fate == "ack"
+
+
+async def test_a_result_not_published_yet_is_retried_while_the_task_is_held() -> None:
+    delivery, broker, service_a = await process(broker=FakeBroker(failures=2))
+    assert service_a.calls == 1
+    assert [r.status for r in broker.published] == [TaskStatus.COMPLETED]
+    assert delivery.fate == "ack"
+
+
+async def test_a_result_not_published_when_the_channel_is_gone_is_left_to_redelivery() -> None:
+    gone = FakeDelivery(TASK.encode(), deliverable=False)
+    delivery, broker, service_a = await process(broker=FakeBroker(failures=1), delivery=gone)
+    assert service_a.calls == 1
+    assert broker.published == []
+    assert delivery.fate is None  # nothing to settle on a closed channel
+
+
+async def test_outcomes_retries_and_calls_are_counted_and_nothing_stays_in_flight() -> None:
+    metrics = WorkerMetrics()
+    await process(answers=[ServiceATransientError("503"), None], metrics=metrics)
+    await process(store=FakeStore(previous=TaskStatus.COMPLETED), metrics=metrics)
+    sample = metrics.registry.get_sample_value
+    assert sample("provisioning_worker_tasks_total", {"outcome": "completed"}) == 1
+    assert sample("provisioning_worker_tasks_total", {"outcome": "already_final"}) == 1
+    assert sample("provisioning_service_a_retries_total") == 1
+    assert sample("provisioning_service_a_request_duration_seconds_count", {"outcome": "error"}) == 1
+    assert sample("provisioning_service_a_request_duration_seconds_count", {"outcome": "success"}) == 1
+    assert sample("provisioning_worker_tasks_in_flight") == 0
