@@ -549,44 +549,17 @@ def platform_environment(args: argparse.Namespace, tag: str, *, delay: float, ap
     return environment
 
 
-async def delete_run_data(environment: dict[str, str]) -> None:
-    import aiormq
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(environment.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{environment['REDIS_KEY_PREFIX']}*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
-    finally:
-        await client.aclose()
-    connection = await aiormq.connect(environment.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    try:
-        channel = await connection.channel()
-        for name in ("TASKS_QUEUE", "RESULTS_QUEUE"):
-            for queue in (environment[name], f"{environment[name]}.dead"):
-                await channel.queue_delete(queue)
-    finally:
-        await connection.close()
-
-
 @contextmanager
 def running_platform(environment: dict[str, str], log_dir: Path, only: tuple[str, ...] | None = None
                      ) -> Iterator[Any]:
-    from provisioning.devstack import Stack
+    """The platform for one phase; afterwards the keys and queues of its run are deleted."""
+    from provisioning.devstack import running_stack
+    from provisioning.run_data import delete_run_data
 
-    stack = Stack(environment, log_dir=log_dir)
     try:
-        stack.start(only=only)
-        stack.wait_ready(timeout=90)
-        yield stack
+        with running_stack(environment, log_dir, only=only, ready_timeout=90) as stack:
+            yield stack
     finally:
-        stack.stop()
         asyncio.run(delete_run_data(environment))
 
 

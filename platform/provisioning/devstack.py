@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -130,6 +131,20 @@ class Stack:
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+
+@contextmanager
+def running_stack(environment: Mapping[str, str], log_dir: Path | None = None, *,
+                  only: tuple[str, ...] | None = None, ready_timeout: float = 60.0,
+                  healthy: bool = True) -> Iterator[Stack]:
+    """Start the components (all, or ``only`` those), wait until they answer, stop them after."""
+    stack = Stack(environment, log_dir=log_dir)
+    try:
+        stack.start(only=only)
+        stack.wait_ready(ready_timeout, healthy=healthy)
+        yield stack
+    finally:
+        stack.stop()
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import delete_run_data, isolated_environment
+from tests.conftest import isolated_environment, throwaway_stack
 from tests.ports import free_port
 
 from provisioning.devstack import Stack
@@ -57,14 +57,8 @@ def platform_environment(cert_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def platform(cert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(platform_environment(cert_dir), log_dir=tmp_path_factory.mktemp("logs"))
-    stack.start()
-    try:
-        stack.wait_ready(timeout=60)
+    with throwaway_stack(platform_environment(cert_dir), tmp_path_factory.mktemp("logs")) as stack:
         yield stack
-    finally:
-        stack.stop()
-        asyncio.run(delete_run_data(stack.environment))
 
 
 @dataclass

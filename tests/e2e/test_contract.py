@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import AMQP_URL, REDIS_URL, delete_run_data
+from tests.conftest import throwaway_stack
 
 from provisioning.devstack import Stack
 
@@ -128,15 +128,8 @@ def broken_api(cert_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
     }[request.param]
     environment["REDIS_TIMEOUT_SECONDS"] = "1"
-    stack = Stack(environment, log_dir=tmp_path)
-    stack.start(only=("api",))
-    try:
-        stack.wait_ready(timeout=30, healthy=False)
+    with throwaway_stack(environment, tmp_path, only=("api",), ready_timeout=30, healthy=False) as stack:
         yield stack
-    finally:
-        stack.stop()
-        # Each run declares its own queues: remove them, through the addresses that work.
-        asyncio.run(delete_run_data({**environment, "AMQP_URL": AMQP_URL, "REDIS_URL": REDIS_URL}))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.conftest import REDIS_URL, delete_run_data
+from tests.conftest import throwaway_stack
 
 from provisioning.devstack import Stack
 
@@ -23,14 +23,8 @@ TOKEN = "t0ken-for-tests-only"
 def guarded_api(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
     environment = platform_environment(cert_dir)
     environment.update({"API_TOKENS": f"other-token,{TOKEN}", "API_METRICS_PORT": "0"})
-    stack = Stack(environment, log_dir=tmp_path)
-    stack.start(only=("api",))
-    try:
-        stack.wait_ready(timeout=30)
+    with throwaway_stack(environment, tmp_path, only=("api",), ready_timeout=30) as stack:
         yield stack
-    finally:
-        stack.stop()
-        asyncio.run(delete_run_data(environment))
 
 
 async def post(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], object]:
@@ -91,15 +85,9 @@ async def limited_client(cert_dir: Path, tmp_path: Path, silent_redis: int) -> A
         "API_MAX_IN_FLIGHT": "2", "API_METRICS_PORT": "0", "REDIS_TIMEOUT_SECONDS": "3",
         "REDIS_URL": f"redis://127.0.0.1:{silent_redis}/0",
     })
-    stack = Stack(environment, log_dir=tmp_path)
-    stack.start(only=("api",))
-    try:
-        stack.wait_ready(timeout=30, healthy=False)
+    with throwaway_stack(environment, tmp_path, only=("api",), ready_timeout=30, healthy=False) as stack:
         async with client_session(stack.ca_file) as session:
             yield Client(session, stack.api_url)
-    finally:
-        stack.stop()
-        await delete_run_data({**environment, "REDIS_URL": REDIS_URL})
 
 
 async def test_past_the_in_flight_limit_requests_are_shed_with_503_and_retry_after(limited_client: Client) -> None:

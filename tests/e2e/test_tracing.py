@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from tests.conftest import delete_run_data
+from tests.conftest import throwaway_stack
 
 from provisioning.devstack import Stack
 
@@ -78,14 +78,8 @@ def traced_platform(
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver[1]}",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     })
-    stack = Stack(environment, log_dir=tmp_path)
-    stack.start()
-    try:
-        stack.wait_ready(timeout=60)
+    with throwaway_stack(environment, tmp_path) as stack:
         yield stack
-    finally:
-        stack.stop()
-        asyncio.run(delete_run_data(environment))
 
 
 async def wait_for_trace(otlp: OtlpReceiver, task_id: str, services: set[str]) -> list[ReceivedSpan]:

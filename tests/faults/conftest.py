@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from tests.conftest import REPO
+from tests.rabbit_node import RabbitNode
 
 from .harness import FaultPlatform, fault_environment
 from .ledger import Ledger
-from .servers import RabbitNode, RedisServer
+from .servers import RedisServer
 
 REPORTS = REPO / "reports" / "faults"
 MAIN_FIGURES = ("outcome", "sent", "accepted", "refused_500", "completed", "failed", "lost")
@@ -54,10 +55,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def servers_up(rabbit_node: RabbitNode, redis_server: RedisServer) -> tuple[RabbitNode, RedisServer]:
     """Both servers running at the start of a test, whatever an earlier failure left behind."""
-    if rabbit_node.process is None or rabbit_node.process.poll() is not None:
+    if not rabbit_node.running:
         rabbit_node.stop()
         rabbit_node.start()
-    if redis_server.process is None or redis_server.process.poll() is not None:
+    if not redis_server.running:
         redis_server.stop()
         redis_server.start()
     return rabbit_node, redis_server

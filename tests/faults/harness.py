@@ -20,13 +20,15 @@ import aiormq
 import psutil
 from aiormq import spec
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import delete_run_data
 from tests.e2e.conftest import Client, client_session, platform_environment
 from tests.ports import free_port, free_port_range
+from tests.processes import tail
+from tests.rabbit_node import QueueDepth, RabbitNode
 
 from provisioning.devstack import Stack
+from provisioning.run_data import delete_run_data
 
-from .servers import QueueDepth, RabbitNode, RedisServer, tail
+from .servers import RedisServer
 
 READY_SECONDS = 60.0
 
@@ -117,7 +119,7 @@ class FaultPlatform:
         await asyncio.gather(*(asyncio.to_thread(self.stack.stop_component, name)
                                for name in list(self.stack.processes)))
         await asyncio.to_thread(self.stack.stop)  # closes the log files
-        if self.rabbit.process is not None and self.redis.process is not None:
+        if self.rabbit.running and self.redis.running:
             await delete_run_data(self.environment)
 
     @property

@@ -3,7 +3,6 @@ for a dozen seconds, and its CSV statistics read as the verdict."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import subprocess
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, delete_run_data, isolated_environment
+from tests.conftest import REPO, isolated_environment, throwaway_stack
 from tests.ports import free_port
 
 from provisioning.devstack import Stack
@@ -50,14 +49,8 @@ def platform(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
         "WORKER_PROCESSES": "2",
         "API_TOKENS": API_TOKEN,
     }
-    stack = Stack(environment, log_dir=tmp_path / "logs")
-    stack.start()
-    try:
-        stack.wait_ready(timeout=60)
+    with throwaway_stack(environment, tmp_path / "logs") as stack:
         yield stack
-    finally:
-        stack.stop()
-        asyncio.run(delete_run_data(environment))
 
 
 def run_locust(stack: Stack, reports: Path) -> subprocess.CompletedProcess[str]:

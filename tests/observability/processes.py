@@ -1,32 +1,27 @@
-"""Throwaway servers for the live observability test: a RabbitMQ node with its Prometheus
-plugin, the Redis exporter and Prometheus, each on free loopback ports with its data in a
-temporary directory, each stopped (and waited for) by ``stop()``.
+"""Throwaway servers for the live observability test: the Redis exporter, Prometheus and an
+OTLP sink, each on free loopback ports with its data in a temporary directory, each stopped
+(and waited for) by ``stop()``. The RabbitMQ node with its Prometheus plugin is
+``tests.rabbit_node.RabbitNode``.
 
-None touches the machine's own RabbitMQ or Redis: the RabbitMQ node is a second node with its
-own name, ports, cookie and data; the exporter only reads Redis.
+None touches the machine's own services: the exporter only reads Redis.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import yaml
 from tests.ports import free_port
+from tests.processes import Background
 
 TOOLS = ("promtool", "prometheus", "prometheus-redis-exporter")
 
@@ -61,11 +56,6 @@ class PrometheusTools:
 
 
 
-
-
-
-
-
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -79,141 +69,6 @@ def answers(url: str) -> bool:
         return http_get(url)[0] == 200
     except OSError:
         return False
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass
-class Background:
-    """A child process in its own session, its output in a log file."""
-
-    name: str
-    log_file: Path
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    def start(self, command: list[str], environment: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> None:
-        self._log = open(self.log_file, "ab")  # closed in stop()
-        self.process = subprocess.Popen(
-            command, env=None if environment is None else dict(environment), cwd=cwd,
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``check`` until true; fail early with the log when the process exits."""
-        deadline = time.monotonic() + timeout
-        while not check():
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode} before {what}:\n"
-                    f"{self.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: not {what} after {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def rabbitmq_scripts() -> Path | None:
-    """Where rabbitmq-server and rabbitmqctl are, run as the current user.
-
-    Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user, who could not write our
-    temporary directory; the scripts it wraps are in /usr/lib/rabbitmq/bin.
-    """
-    debian = Path("/usr/lib/rabbitmq/bin")
-    if (debian / "rabbitmq-server").exists():
-        return debian
-    found = shutil.which("rabbitmq-server")
-    return Path(found).parent if found else None
-
-
-@dataclass
-class RabbitNode:
-    """A second RabbitMQ node with the rabbitmq_prometheus plugin, apart from the machine's."""
-
-    scripts: Path
-    directory: Path
-    amqp_port: int = field(default_factory=free_port)
-    dist_port: int = field(default_factory=free_port)
-    prometheus_port: int = field(default_factory=free_port)
-    node: str = field(default_factory=lambda: f"rabbit-obs-{uuid.uuid4().hex[:8]}@localhost")
-
-    def __post_init__(self) -> None:
-        self.server = Background("rabbitmq", self.directory / "rabbitmq.log")
-
-    @property
-    def amqp_url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
-
-    def environment(self) -> dict[str, str]:
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
-        return {
-            **inherited,
-            # The Erlang cookie lives in HOME: ours, shared with rabbitmqctl below only.
-            "HOME": str(self.directory),
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.directory / "advanced.config"),
-            # Not the machine's rabbitmq-env.conf, which names the machine's node.
-            "RABBITMQ_CONF_ENV_FILE": str(self.directory / "rabbitmq-env.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
-            "RABBITMQ_LOGS": "-",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
-            f"prometheus.tcp.ip = 127.0.0.1\n"
-            f"prometheus.tcp.port = {self.prometheus_port}\n"
-        )
-        (self.directory / "rabbitmq-env.conf").write_text("")
-        (self.directory / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
-        self.server.start([str(self.scripts / "rabbitmq-server")], self.environment(),
-                          cwd=self.directory)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        metrics = f"http://127.0.0.1:{self.prometheus_port}/metrics"
-        self.server.wait_until(lambda: port_open(self.amqp_port) and answers(metrics), timeout,
-                               "accepting AMQP and serving metrics")
-
-    def stop(self) -> None:
-        if self.server.process is not None and self.server.process.poll() is None:
-            subprocess.run(
-                [str(self.scripts / "rabbitmqctl"), "-n", self.node, "stop"],
-                env=self.environment(), capture_output=True, timeout=60, check=False,
-            )
-        self.server.stop(timeout=30)
 
 
 @dataclass
@@ -244,7 +99,7 @@ class RedisExporter:
         self.process.wait_until(redis_up, timeout, "reporting redis_up 1")
 
     def stop(self) -> None:
-        self.process.stop()
+        self.process.close()
 
 
 class PrometheusError(AssertionError):
@@ -294,7 +149,7 @@ class PrometheusServer:
         return result if data["resultType"] in ("vector", "matrix") else [{"value": result}]
 
     def stop(self) -> None:
-        self.process.stop()
+        self.process.close()
 
 
 class OtlpSink:

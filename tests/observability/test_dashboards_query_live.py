@@ -29,19 +29,14 @@ from typing import Any
 import aiormq
 import pytest
 import yaml
-from tests.conftest import REDIS_URL, REPO, delete_run_data, isolated_environment
+from tests.conftest import REDIS_URL, REPO, isolated_environment
 from tests.ports import free_port, free_port_range
+from tests.rabbit_node import PROMETHEUS_PLUGIN, RabbitNode, rabbitmq_scripts
 
 from provisioning.devstack import Stack
+from provisioning.run_data import delete_run_data
 
-from .processes import (
-    OtlpSink,
-    PrometheusServer,
-    PrometheusTools,
-    RabbitNode,
-    RedisExporter,
-    rabbitmq_scripts,
-)
+from .processes import OtlpSink, PrometheusServer, PrometheusTools, RedisExporter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -233,9 +228,9 @@ def prometheus(
     work = tmp_path_factory.mktemp("observability")
 
     with ExitStack() as cleanup:
-        rabbit = RabbitNode(scripts, work / "rabbitmq")
-        rabbit.start()  # it takes ~10 s: the others start meanwhile
-        cleanup.callback(rabbit.stop)
+        rabbit = RabbitNode(work / "rabbitmq", plugins=(PROMETHEUS_PLUGIN,), scripts=scripts)
+        rabbit.launch()  # it takes ~10 s: the others start meanwhile
+        cleanup.callback(rabbit.close)
         exporter = RedisExporter(exporter_binary, REDIS_URL.rsplit("/", 1)[0], work)
         exporter.start()
         cleanup.callback(exporter.stop)
