@@ -535,11 +535,9 @@ def platform_environment(args: argparse.Namespace, tag: str, *, delay: float, ap
         "STUB_BEHAVIOUR_FILE": str(workdir / f"stub-behaviour-{unique}.json"),
         "WORKER_PROCESSES": str(args.worker_processes),
         "WORKER_PREFETCH": str(prefetch),
-        # provisioning.serving.sanic_process_index() reads the restart count of Sanic's worker name
-        # ("Sanic-Server-<index>-<restart>"), so every Sanic worker gets index 0 and the second one
-        # fails to bind its metrics port: with several Sanic workers, metrics stay off for now.
-        "STUB_METRICS_PORT": str(free_port_block(args.stub_workers + 1)) if args.stub_workers == 1 else "0",
-        "API_METRICS_PORT": str(free_port_block(api_workers + 1)) if api_workers == 1 else "0",
+        # Each Sanic process serves its metrics on base + its index (tests/e2e/test_several_processes).
+        "STUB_METRICS_PORT": str(free_port_block(args.stub_workers + 1)),
+        "API_METRICS_PORT": str(free_port_block(api_workers + 1)),
         "WORKER_METRICS_PORT": str(free_port_block(args.worker_processes + 1)),
     }
     environment.setdefault("CERT_DIR", str(REPO / "certs"))

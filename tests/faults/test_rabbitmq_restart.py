@@ -1,10 +1,11 @@
 """Fault 2: RabbitMQ goes away and comes back while tasks are being created and worked on.
 
-While the broker is down Service B answers creates with 500 at once and keeps no record of
-them (the record written before the publish is deleted when the publish fails); every task it
-answered 200 for was confirmed by the broker, survives the restart in its quorum queue, and
-reaches a final status once the workers and the results consumer have reconnected by
-themselves: no component is restarted.
+While the broker is down Service B answers creates with 500 at once and keeps no record that
+could run: a publish that never left deletes the record written before it; one cut off in
+flight by the broker going down (its fate unknown) leaves a final ``failed`` tombstone with the
+reason ``not_queued``, which is never worked on. Every task it answered 200 for was confirmed by
+the broker, survives the restart in its quorum queue, and reaches a final status once the
+workers and the results consumer have reconnected by themselves: no component is restarted.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ LOAD_LIMIT = 600
 COMPLETED = "200 200 Completed"
 
 
-async def task_records(platform: FaultPlatform) -> set[str]:
-    """The ids of every task record of this run in Redis."""
+async def task_records(platform: FaultPlatform) -> dict[str, tuple[str, str]]:
+    """Every task record of this run in Redis: its status and failure reason, by task id."""
     prefix = f"{platform.environment['REDIS_KEY_PREFIX']}{names.TASK_KEY}"
     client = aioredis.Redis.from_url(platform.redis.url, decode_responses=True)
     try:
-        return {key.removeprefix(prefix) async for key in client.scan_iter(match=f"{prefix}*")}
+        records = {}
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            status, failure = await client.hmget(key, "status", "failure")
+            records[key.removeprefix(prefix)] = (status, failure or "")
+        return records
     finally:
         await client.aclose()
 
@@ -71,7 +76,7 @@ async def test_rabbitmq_restart_refuses_creates_while_down_and_every_accepted_ta
         accepted_after_recovery=accepted_after,
         outage_seconds=round(outage, 1),
         records_in_redis=len(records),
-        records_without_accepted_task=len(records - set(ledger.accepted)),
+        not_queued_tombstones=len(records.keys() - set(ledger.accepted)),
         service_b_reconnects=int(await platform.counter("api", "provisioning_amqp_reconnects_total")),
         worker_reconnects=int(await platform.counter("worker", "provisioning_amqp_reconnects_total")),
         dead_lettered_tasks=depths[platform.queues[2]].ready,
@@ -84,7 +89,11 @@ async def test_rabbitmq_restart_refuses_creates_while_down_and_every_accepted_ta
     assert ledger.lost == {}
     assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
     assert answers == {COMPLETED: len(ledger.accepted)}
-    assert records == set(ledger.accepted), "a create answered 500 left a task record behind"
+    assert set(ledger.accepted) <= records.keys()
+    refused_records = {task: records[task] for task in records.keys() - set(ledger.accepted)}
+    assert set(refused_records.values()) <= {("failed", "not_queued")}, \
+        "a create answered 500 left a task record that could still run"
+    assert len(refused_records) <= ledger.refused
     assert ledger.notes["service_b_reconnects"] >= 1
     assert ledger.notes["worker_reconnects"] >= int(platform.environment["WORKER_PROCESSES"])
     for queue in platform.queues[:2]:
