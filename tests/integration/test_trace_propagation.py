@@ -72,7 +72,7 @@ async def platform_in_process(
                    "SERVICE_A_URL": stub.stub_url, "SERVICE_A_ATTEMPTS": "1"}
     api_settings = ApiSettings.from_env(environment)
     worker_settings = WorkerSettings.from_env(environment)
-    async with TaskStore(api_settings.redis) as store, ServiceAClient(worker_settings) as service_a:
+    async with TaskStore(api_settings.redis) as store, ServiceAClient(worker_settings, traced=True) as service_a:
         api_metrics = ApiMetrics()
         api_broker = Broker(api_settings.broker, name="trace-test-b", metrics=api_metrics.broker)
         api_broker.add_consumer(api_settings.broker.results_queue,

@@ -22,9 +22,13 @@ from .service_a import ServiceAClient
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMetrics) -> None:
+async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMetrics, *,
+                traced: bool) -> None:
     """Consume until ``stop`` is set, then stop taking tasks, drain, and close everything."""
-    async with TaskStore(settings.redis) as store, ServiceAClient(settings) as service_a:
+    async with (
+        TaskStore(settings.redis) as store,
+        ServiceAClient(settings, traced=traced) as service_a,
+    ):
         broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
         broker.add_consumer(
             settings.broker.tasks_queue,
@@ -63,7 +67,7 @@ def run(settings: WorkerSettings, index: int = 0) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop, metrics)
+        await serve(settings, stop, metrics, traced=provider is not None)
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -14,10 +14,15 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
 class ServiceAClient:
-    """``configure()`` makes one attempt and says how it went by raising or returning."""
+    """``configure()`` makes one attempt and says how it went by raising or returning.
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    ``traced``: a CLIENT span per call, its context injected so the stub continues the trace.
+    Off when the process does not export traces: the hooks cost ~4 % of a worker's CPU even
+    with a no-op tracer (py-spy, loadtest/RESULTS.md)."""
+
+    def __init__(self, settings: WorkerSettings, *, traced: bool) -> None:
         self._settings = settings
+        self._traced = traced
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ServiceAClient:
@@ -30,8 +35,7 @@ class ServiceAClient:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._settings.service_a_timeout_seconds),
             raise_for_status=False,
-            # A CLIENT span per call, its context injected so the stub continues the trace.
-            trace_configs=[create_trace_config()],
+            trace_configs=[create_trace_config()] if self._traced else None,
         )
         return self
 
