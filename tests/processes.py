@@ -1,5 +1,6 @@
 """Child processes the tests start themselves: each in its own session with its output in a log
-file, every wait bounded, ``stop()`` safe to call twice and ``close()`` the end of it."""
+file, every wait bounded, ``stop()`` safe to call twice and ``close()`` the end of it; and the
+plain HTTP probes that tell when such a server is ready."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,22 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
         if time.monotonic() > deadline:
             raise TimeoutError(f"not {what} after {timeout:.0f} s\n{tail(log)}")
         time.sleep(0.2)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def answers(url: str) -> bool:
+    """True when the URL answers 200 now (a server that is up and ready)."""
+    try:
+        return http_get(url)[0] == 200
+    except OSError:
+        return False
 
 
 @dataclass

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.ports import free_port
-from tests.processes import Background
+from tests.processes import Background, answers
 
 RABBITMQ_BOOT_SECONDS = 60.0
 RABBITMQCTL_SECONDS = 30.0
@@ -129,14 +128,7 @@ class RabbitNode:
             timeout, "booted",
         )
         if PROMETHEUS_PLUGIN in self.plugins:
-            self.server.wait_until(self._serves_metrics, timeout, "serving metrics")
-
-    def _serves_metrics(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.metrics_url, timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+            self.server.wait_until(lambda: answers(self.metrics_url), timeout, "serving metrics")
 
     def ctl(self, *arguments: str, check: bool = True, timeout: float = RABBITMQCTL_SECONDS
             ) -> str | None:

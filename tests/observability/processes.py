@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.ports import free_port
-from tests.processes import Background
+from tests.processes import Background, answers, http_get
 
 TOOLS = ("promtool", "prometheus", "prometheus-redis-exporter")
 
@@ -53,22 +51,6 @@ class PrometheusTools:
                 "(Debian packages prometheus and prometheus-redis-exporter; needs root and apt)"
             )
         return path
-
-
-
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def answers(url: str) -> bool:
-    try:
-        return http_get(url)[0] == 200
-    except OSError:
-        return False
 
 
 @dataclass
