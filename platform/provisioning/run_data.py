@@ -26,8 +26,9 @@ class NotAThrowawayRun(ValueError):
 
 async def delete_run_data(environment: Mapping[str, str], queues: Sequence[str] | None = None) -> None:
     """Delete the run's Redis keys and its queues (or the ``queues`` named instead)."""
-    redis_settings = RedisSettings.from_env(Environment(environment))
-    broker_settings = BrokerSettings.from_env(Environment(environment))
+    env = Environment(environment)
+    redis_settings = RedisSettings.from_env(env)
+    broker_settings = BrokerSettings.from_env(env)
     if queues is None:
         queues = [queue for name in (broker_settings.tasks_queue, broker_settings.results_queue)
                   for queue in (name, dead_letter_queue(name))]
