@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff
 from redis.exceptions import RedisError
 
 from . import names
+from .backoff import Backoff
 from .errors import StoreUnavailable
 from .models import FailureReason, TaskRecord, TaskStatus
 from .settings import RedisSettings
@@ -34,6 +35,12 @@ T = TypeVar("T")
 # RuntimeError when a connect races the server closing ("unable to perform operation on
 # <TCPTransport closed=True>").
 _UNAVAILABLE = (RedisError, OSError, RuntimeError)
+
+# While Redis is away, a consumer holding a message retries its store operation this way.
+STORE_RETRY = Backoff(initial_seconds=0.2, max_seconds=5.0)
+# redis-py's own retry re-runs one command that met a dead pooled connection, at once.
+COMMAND_RETRY = Backoff(initial_seconds=0.05, max_seconds=0.5)
+COMMAND_RETRIES = 2
 
 STATUS_RANK = {
     TaskStatus.PENDING: 0,
@@ -75,6 +82,16 @@ class Transition:
     created_at: float | None = None
 
 
+class RedisBackoff(AbstractBackoff):
+    """The platform's ``Backoff`` in redis-py's interface, for its per-command retry."""
+
+    def __init__(self, policy: Backoff) -> None:
+        self._policy = policy
+
+    def compute(self, failures: int) -> float:
+        return self._policy.delay(failures)
+
+
 class TaskStore:
     """Create, read and transition task records. Owns its Redis connection pool."""
 
@@ -92,7 +109,7 @@ class TaskStore:
             socket_timeout=settings.socket_timeout_seconds,
             socket_connect_timeout=settings.socket_timeout_seconds,
             health_check_interval=30,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+            retry=Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES),
         )
         self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._transition = self._redis.register_script(_TRANSITION)
@@ -205,20 +222,19 @@ async def until_available(
     *,
     what: str,
     task_id: str,
-    initial_delay: float = 0.2,
-    max_delay: float = 5.0,
+    backoff: Backoff = STORE_RETRY,
 ) -> T:
     """Run a store operation, retrying with backoff for as long as Redis is unavailable.
 
     Used by consumers that hold a message: holding it (rather than requeueing it) keeps it
     off the delivery limit, and if the process stops meanwhile the broker redelivers it.
     """
-    delay = initial_delay
+    pauses = backoff.delays()
     while True:
         try:
             return await operation()
         except StoreUnavailable as error:
-            log.warning("cannot %s yet, retrying in %.1fs: %s", what, delay, error,
+            pause = next(pauses)
+            log.warning("cannot %s yet, retrying in %.1fs: %s", what, pause, error,
                         extra={"task_id": task_id})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+            await asyncio.sleep(pause)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -124,7 +125,7 @@ async def test_a_rejected_message_lands_in_the_dead_letter_queue(
 async def test_a_message_requeued_past_the_delivery_limit_is_dead_lettered(
     broker_settings: BrokerSettings,
 ) -> None:
-    limited = BrokerSettings(**{**_fields(broker_settings), "delivery_limit": 2})
+    limited = dataclasses.replace(broker_settings, delivery_limit=2)
     attempts = 0
 
     async def always_requeues(delivery: Delivery) -> None:
@@ -143,12 +144,8 @@ async def test_a_message_requeued_past_the_delivery_limit_is_dead_lettered(
     assert attempts == 3  # the first delivery and two redeliveries
 
 
-def _fields(settings: BrokerSettings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__slots__}  # type: ignore[attr-defined]
-
-
 async def test_publishing_without_a_connection_fails_at_once(broker_settings: BrokerSettings) -> None:
-    nowhere = BrokerSettings(**{**_fields(broker_settings), "url": "amqp://guest:guest@127.0.0.1:1/"})
+    nowhere = dataclasses.replace(broker_settings, url="amqp://guest:guest@127.0.0.1:1/")
     async with Broker(nowhere, name="test-nowhere") as broker:
         with pytest.raises(BrokerUnavailable):
             await broker.publish(nowhere.tasks_queue, b"x", message_id="m-5")
@@ -221,7 +218,7 @@ async def test_an_oversized_message_is_dead_lettered_before_its_handler_sees_it(
 async def test_a_handler_that_crashes_gets_the_message_back_until_the_delivery_limit(
     broker_settings: BrokerSettings,
 ) -> None:
-    limited = BrokerSettings(**{**_fields(broker_settings), "delivery_limit": 2})
+    limited = dataclasses.replace(broker_settings, delivery_limit=2)
     attempts = 0
 
     async def crashes(delivery: Delivery) -> None:

@@ -1,11 +1,13 @@
-"""Retry pauses of the worker, and the stub's configurable answers."""
+"""The one retry policy's pauses, and the stub's configurable answers."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from equipment_stub.behaviour import Answer, Behaviour
-from provisioning.worker.backoff import Backoff
+from provisioning.backoff import Backoff
+from provisioning.store import RedisBackoff
 
 
 def test_backoff_doubles_from_the_initial_pause_up_to_the_ceiling() -> None:
@@ -16,6 +18,22 @@ def test_backoff_doubles_from_the_initial_pause_up_to_the_ceiling() -> None:
         assert min(pauses) >= ceiling / 2
         assert max(pauses) <= ceiling
         assert max(pauses) - min(pauses) > ceiling / 4  # jittered, not constant
+
+
+def test_a_run_of_failures_pauses_as_the_policy_says_and_a_new_run_starts_over() -> None:
+    backoff = Backoff(initial_seconds=1.0, max_seconds=4.0)
+    first_run = list(itertools.islice(backoff.delays(rng=random.Random(3)), 5))
+    ceilings = [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert all(ceiling / 2 <= pause <= ceiling for pause, ceiling in zip(first_run, ceilings, strict=True))
+    assert next(backoff.delays(rng=random.Random(3))) == first_run[0]
+
+
+def test_redis_py_retries_a_command_with_the_same_policy() -> None:
+    policy = Backoff(initial_seconds=0.05, max_seconds=0.5)
+    adapted = RedisBackoff(policy)
+    for failures in (1, 2, 3):
+        ceiling = policy.initial_seconds * 2 ** (failures - 1)
+        assert ceiling / 2 <= adapted.compute(failures) <= ceiling
 
 
 def quiet(**changes: object) -> Behaviour:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from provisioning.errors import InvalidMessage
+from provisioning.messaging import all_queues, dead_letter_queue, queue_arguments
 from provisioning.models import (
     DeviceParameters,
     FailureReason,
@@ -104,3 +105,12 @@ def test_numbers_out_of_range_are_poison_not_a_crash(raw: bytes) -> None:
         TaskMessage.decode(raw)
     with pytest.raises(InvalidMessage):
         ResultMessage.decode(raw)
+
+
+def test_each_work_queue_dead_letters_to_a_queue_of_its_own() -> None:
+    queues = all_queues("tasks", "results")
+    assert queues[:2] == ["tasks", "results"]
+    assert queues[2:] == [dead_letter_queue("tasks"), dead_letter_queue("results")]
+    assert len(set(queues)) == 4
+    for queue in ("tasks", "results"):
+        assert queue_arguments(queue, 5)["x-dead-letter-routing-key"] == dead_letter_queue(queue)

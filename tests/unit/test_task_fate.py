@@ -1,12 +1,16 @@
-"""A task message's fate in the worker, with fakes at the edges (store, broker, Service A)."""
+"""A task message's fate in the worker, with fakes at the edges (store, broker, Service A).
+
+The fakes are typed against the Protocols ``TaskProcessor`` depends on (``provisioning.ports``),
+so mypy checks them against the real collaborators' contracts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
+from provisioning.backoff import Backoff
 from provisioning.errors import (
     BrokerUnavailable,
     ServiceAFinalError,
@@ -21,10 +25,12 @@ from provisioning.models import (
     TaskMessage,
     TaskStatus,
 )
+from provisioning.ports import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from provisioning.store import Transition, TransitionOutcome
 from provisioning.telemetry.metrics import WorkerMetrics
-from provisioning.worker.backoff import Backoff
 from provisioning.worker.consumer import TaskProcessor
+
+NO_PAUSE = Backoff(0.0, 0.0)
 
 TASK = TaskMessage(
     "0b5e3b0e-8a3c-4f7d-9d1e-2f6b9c1a7e44",
@@ -58,7 +64,9 @@ class FakeStore:
     unavailable_times: int = 0
     calls: int = 0
 
-    async def transition(self, task_id: str, status: TaskStatus, *_: Any) -> Transition:
+    async def transition(
+        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
+    ) -> Transition:
         self.calls += 1
         if self.unavailable_times:
             self.unavailable_times -= 1
@@ -102,17 +110,27 @@ async def process(
     broker = broker or FakeBroker()
     service_a = FakeServiceA(answers or [])
     processor = TaskProcessor(
-        store=store or FakeStore(),  # type: ignore[arg-type]
-        broker=broker,  # type: ignore[arg-type]
-        service_a=service_a,  # type: ignore[arg-type]
+        store=store or FakeStore(),
+        broker=broker,
+        service_a=service_a,
         results_queue="results",
         attempts=attempts,
-        backoff=Backoff(0.0, 0.0),
+        backoff=NO_PAUSE,
         metrics=metrics or WorkerMetrics(),
+        store_retry=NO_PAUSE,
+        publish_retry=NO_PAUSE,
     )
     delivery = delivery or FakeDelivery(body)
-    await processor(delivery)  # type: ignore[arg-type]
+    await processor(delivery)
     return delivery, broker, service_a
+
+
+def test_the_fakes_honour_the_protocols_of_the_real_collaborators() -> None:
+    """Checked by mypy: a fake that drifts from its Protocol fails the type check."""
+    fakes: tuple[InboundDelivery, TaskTransitions, ResultPublisher, ServiceA] = (
+        FakeDelivery(b""), FakeStore(), FakeBroker(), FakeServiceA([]),
+    )
+    assert len(fakes) == 4
 
 
 async def test_a_success_publishes_completed_then_acks() -> None:

@@ -11,9 +11,9 @@ import logging
 import time
 
 from ..errors import InvalidMessage
-from ..messaging import Delivery
 from ..models import ResultMessage, TaskStatus
-from ..store import TaskStore, Transition, TransitionOutcome, until_available
+from ..ports import InboundDelivery, TaskTransitions
+from ..store import Transition, TransitionOutcome, until_available
 from ..telemetry.metrics import ApiMetrics, exemplar
 from ..telemetry.tracing import annotate
 
@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 class ResultRecorder:
     """The handler of the results queue: a message's fate is decided here and only here."""
 
-    def __init__(self, store: TaskStore, metrics: ApiMetrics) -> None:
+    def __init__(self, store: TaskTransitions, metrics: ApiMetrics) -> None:
         self._store = store
         self._metrics = metrics
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, delivery: InboundDelivery) -> None:
         try:
             result = ResultMessage.decode(delivery.body)
         except InvalidMessage as error:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..backoff import Backoff
 from ..errors import (
     BrokerUnavailable,
     InvalidMessage,
@@ -24,33 +25,36 @@ from ..errors import (
     ServiceAFinalError,
     ServiceATransientError,
 )
-from ..messaging import Broker, Delivery
 from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
-from ..store import TaskStore, TransitionOutcome, until_available
+from ..ports import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
+from ..store import STORE_RETRY, TransitionOutcome, until_available
 from ..telemetry.metrics import WorkerMetrics, exemplar
 from ..telemetry.tracing import annotate
-from .backoff import Backoff
-from .service_a import ServiceAClient
 
 log = logging.getLogger(__name__)
 
-RESULT_RETRY_INITIAL_SECONDS = 0.5
-RESULT_RETRY_MAX_SECONDS = 5.0
+# While the broker refuses the result, the worker holds the task and retries this way.
+RESULT_PUBLISH_RETRY = Backoff(initial_seconds=0.5, max_seconds=5.0)
 
 
 class TaskProcessor:
-    """The handler of the tasks queue."""
+    """The handler of the tasks queue.
+
+    ``backoff`` paces the calls to Service A; ``store_retry`` and ``publish_retry`` pace the
+    retries while the task is held because Redis or the broker is away."""
 
     def __init__(
         self,
         *,
-        store: TaskStore,
-        broker: Broker,
-        service_a: ServiceAClient,
+        store: TaskTransitions,
+        broker: ResultPublisher,
+        service_a: ServiceA,
         results_queue: str,
         attempts: int,
         backoff: Backoff,
         metrics: WorkerMetrics,
+        store_retry: Backoff = STORE_RETRY,
+        publish_retry: Backoff = RESULT_PUBLISH_RETRY,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -59,8 +63,10 @@ class TaskProcessor:
         self._attempts = attempts
         self._backoff = backoff
         self._metrics = metrics
+        self._store_retry = store_retry
+        self._publish_retry = publish_retry
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, delivery: InboundDelivery) -> None:
         with self._held():
             outcome = await self._handle(delivery)
         self._metrics.tasks.labels(outcome=outcome).inc()
@@ -91,7 +97,7 @@ class TaskProcessor:
         finally:
             self._metrics.in_flight.dec()
 
-    async def _handle(self, delivery: Delivery) -> str:
+    async def _handle(self, delivery: InboundDelivery) -> str:
         """Decide the message's fate; returns the outcome's metric label."""
         try:
             task = TaskMessage.decode(delivery.body)
@@ -106,6 +112,7 @@ class TaskProcessor:
             lambda: self._store.transition(task.task_id, TaskStatus.RUNNING),
             what="mark a task running",
             task_id=task.task_id,
+            backoff=self._store_retry,
         )
         if transition.outcome is TransitionOutcome.MISSING:
             log.error("dead-lettering a task that has no record", extra=fields)
@@ -124,13 +131,13 @@ class TaskProcessor:
         await delivery.ack()
         return result.status.value
 
-    async def _publish_result(self, delivery: Delivery, result: ResultMessage) -> bool:
+    async def _publish_result(self, delivery: InboundDelivery, result: ResultMessage) -> bool:
         """Publish the result, retrying while the task is still held: publishing twice is
         harmless (the status never goes back), calling Service A twice is not. If the task's
         channel closes meanwhile, aiormq usually cancels this handler outright; either way the
         broker hands the task to another worker."""
         fields = {"task_id": result.task_id}
-        pause = RESULT_RETRY_INITIAL_SECONDS
+        pauses = self._publish_retry.delays()
         while True:
             try:
                 await self._broker.publish(
@@ -142,15 +149,16 @@ class TaskProcessor:
                     log.warning("result not published and the task's channel is gone; it will "
                                 "be redelivered: %s", error, extra=fields)
                     return False
+                pause = next(pauses)
                 log.warning("result not published yet, retrying in %.1fs: %s", pause, error,
                             extra=fields)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, RESULT_RETRY_MAX_SECONDS)
 
     async def _provision(self, task: TaskMessage) -> ResultMessage:
         """Call Service A until it succeeds, fails for good, or the attempts run out."""
         fields = {"task_id": task.task_id, "equipment_id": task.equipment_id}
         failure: FailureReason | None = None
+        pauses = self._backoff.delays()
         attempt = 0
         while True:
             attempt += 1
@@ -171,7 +179,7 @@ class TaskProcessor:
                 failure = FailureReason.SERVICE_A_UNAVAILABLE
                 log.warning("giving up after %d attempts: %s", attempt, error.reason, extra=fields)
                 break
-            pause = self._backoff.delay(attempt)
+            pause = next(pauses)
             log.info("attempt %d failed (%s), retrying in %.1fs", attempt, error.reason, pause,
                      extra=fields)
             await asyncio.sleep(pause)

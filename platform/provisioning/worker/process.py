@@ -9,13 +9,13 @@ import signal
 
 import uvloop
 
+from ..backoff import Backoff
 from ..logs import configure_logging
 from ..messaging import Broker
 from ..settings import WorkerSettings
 from ..store import TaskStore
 from ..telemetry.metrics import WorkerMetrics
 from ..telemetry.tracing import setup_tracing, shutdown_tracing
-from .backoff import Backoff
 from .consumer import TaskProcessor
 from .service_a import ServiceAClient
 

@@ -1,0 +1,240 @@
+"""The connection supervisor: one AMQP connection per process that heals by itself.
+
+aiormq has no automatic reconnection, so ``Broker`` supervises its connection, the way
+aio-pika's robust connection does: it connects, declares the topology, opens a publishing
+channel with publisher confirms and one channel per registered consumer, then waits for any
+of them to close. When one does, it reconnects after a pause of the one ``Backoff`` policy
+(reset by every successful connection), declares the topology again and resumes every
+consumer. While it is disconnected, ``publish`` fails at once with ``BrokerNotConnected``
+rather than waiting: Service B answers 500 instead of hanging a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiormq
+import aiormq.abc
+from aiormq.exceptions import ChannelPreconditionFailed
+
+from ..backoff import Backoff
+from ..errors import BrokerNotConnected, BrokerUnavailable
+from ..settings import BrokerSettings
+from ..telemetry.metrics import BrokerMetrics
+from .connection_errors import CONNECTION_ERRORS
+from .delivery import MessageHandler
+from .inbound import InboundPolicy
+from .publisher import ConfirmingPublisher
+from .topology import declare_topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Consumer:
+    """A registered consumer and its attachment to the current connection, if any."""
+
+    inbound: InboundPolicy
+    prefetch: int
+    channel: aiormq.abc.AbstractChannel | None = None
+    consumer_tag: str | None = None
+
+
+class Broker:
+    """A self-healing AMQP connection: publish with confirms, consume with manual acks."""
+
+    def __init__(
+        self, settings: BrokerSettings, *, name: str, metrics: BrokerMetrics | None = None
+    ) -> None:
+        self._settings = settings
+        self._name = name
+        self._metrics = metrics
+        self._reconnect = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
+        self._consumers: list[_Consumer] = []
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._connected = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._consuming = True
+        self._closed = False
+        self.reconnects = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self, *, wait_seconds: float | None = None) -> None:
+        """Start the supervisor; optionally wait until the first connection is up."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"{self._name}-amqp")
+        if wait_seconds is not None:
+            await self.wait_connected(wait_seconds)
+
+    async def wait_connected(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise BrokerUnavailable(f"no connection to RabbitMQ after {timeout:.0f}s") from None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def close(self) -> None:
+        """Close the connection; messages not yet acked go back to their queue. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._close_connection()
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def add_consumer(self, queue: str, handler: MessageHandler, *, prefetch: int) -> None:
+        """Register a consumer; it is (re)attached on every connection. Call before start."""
+        inbound = InboundPolicy(
+            queue, handler, max_message_bytes=self._settings.max_message_bytes, metrics=self._metrics
+        )
+        self._consumers.append(_Consumer(inbound=inbound, prefetch=prefetch))
+        if self._metrics is not None:
+            self._metrics.watch_queue(queue)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(consumer.inbound.in_flight) for consumer in self._consumers)
+
+    async def stop_consuming(self) -> None:
+        """Cancel every consumer so no new message arrives; held ones stay to be finished."""
+        self._consuming = False
+        for consumer in self._consumers:
+            if consumer.channel is not None and consumer.consumer_tag is not None:
+                try:
+                    await consumer.channel.basic_cancel(consumer.consumer_tag)
+                except CONNECTION_ERRORS as error:
+                    log.info("consumer of %s already gone: %s", consumer.inbound.queue, error)
+                consumer.consumer_tag = None
+
+    async def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for held messages to finish; returns those left."""
+        tasks = {task for consumer in self._consumers for task in consumer.inbound.in_flight}
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        return self.in_flight
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str,
+                      headers: Mapping[str, Any] | None = None) -> None:
+        """Publish a persistent message and return once the broker confirmed it (see
+        ``ConfirmingPublisher``); fails at once with ``BrokerNotConnected`` while disconnected."""
+        publisher = self._publisher
+        if publisher is None or not self.connected:
+            raise BrokerNotConnected("not connected to RabbitMQ")
+        await publisher.publish(queue, body, message_id=message_id, headers=headers)
+
+    # -- connection supervision -----------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        pauses = self._reconnect.delays()
+        first = True
+        while not self._closed:
+            failure: Exception | None = None
+            try:
+                await self._connect()
+                if not first:
+                    self.reconnects += 1
+                    if self._metrics is not None:
+                        self._metrics.reconnects.inc()
+                    log.info("reconnected to RabbitMQ", extra={"component": self._name})
+                first = False
+                pauses = self._reconnect.delays()
+                await self._wait_until_broken()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # Never stop supervising: a process without its broker connection is useless.
+                failure = error
+            finally:
+                self._set_connected(False)
+            pause = next(pauses)
+            if failure is not None:
+                self._report(failure, pause)
+            await self._close_connection()
+            await asyncio.sleep(pause)
+
+    def _report(self, failure: Exception, pause: float) -> None:
+        extra = {"component": self._name}
+        if isinstance(failure, ChannelPreconditionFailed):
+            log.error(
+                "RabbitMQ refuses the queue declaration: a queue of that name exists with other "
+                "arguments (QUEUE_DELIVERY_LIMIT or DEAD_LETTER_TTL_SECONDS changed?); delete "
+                "it or use other queue names. Retrying in %.1fs: %s", pause, failure, extra=extra,
+            )
+        elif isinstance(failure, CONNECTION_ERRORS):
+            log.warning("RabbitMQ unavailable, retrying in %.1fs: %r", pause, failure, extra=extra)
+        else:
+            log.error("unexpected error on the RabbitMQ connection, retrying in %.1fs", pause,
+                      exc_info=failure, extra=extra)
+
+    async def _connect(self) -> None:
+        connection = await aiormq.connect(
+            self._settings.url, client_properties={"connection_name": self._name}
+        )
+        self._connection = connection
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, self._settings)
+        self._publisher = ConfirmingPublisher(
+            channel, timeout_seconds=self._settings.publish_timeout_seconds, metrics=self._metrics
+        )
+        for consumer in self._consumers:
+            await self._attach(connection, consumer)
+        self._set_connected(True)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self._connected.set()
+        else:
+            self._connected.clear()
+        if self._metrics is not None:
+            self._metrics.connected.set(1 if connected else 0)
+
+    async def _attach(self, connection: aiormq.abc.AbstractConnection, consumer: _Consumer) -> None:
+        channel = await connection.channel()
+        await channel.basic_qos(prefetch_count=consumer.prefetch)
+        consumer.channel = channel
+        consumer.consumer_tag = None
+        if not self._consuming:
+            return
+        ok = await channel.basic_consume(consumer.inbound.queue, consumer.inbound, no_ack=False)
+        consumer.consumer_tag = ok.consumer_tag
+
+    async def _wait_until_broken(self) -> None:
+        assert self._connection is not None
+        watched = [self._connection.closing]
+        watched += [self._publisher.channel.closing] if self._publisher else []
+        watched += [c.channel.closing for c in self._consumers if c.channel is not None]
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for future in done:
+            reason = future.exception() if not future.cancelled() else None
+            log.warning("RabbitMQ connection or channel closed: %r", reason)
+
+    async def _close_connection(self) -> None:
+        connection, self._connection, self._publisher = self._connection, None, None
+        for consumer in self._consumers:
+            consumer.channel = None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except CONNECTION_ERRORS as error:
+                log.debug("closing the RabbitMQ connection: %r", error)

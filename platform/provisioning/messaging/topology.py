@@ -1,0 +1,57 @@
+"""Where messages go: the queues, their arguments, and their dead-letter queues.
+
+Each work queue is a durable quorum queue with a delivery limit; a message that exceeds it,
+or that a consumer rejects, is dead-lettered (at least once) through the default exchange to
+``dead_letter_queue(queue)``, a durable quorum queue of its own whose messages expire.
+Every name derived from a queue name is derived here, so tests and tools ask rather than retype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiormq.abc
+
+from .. import names
+from ..settings import BrokerSettings
+
+
+def dead_letter_queue(queue: str) -> str:
+    """The queue that receives what ``queue`` dead-letters."""
+    return f"{queue}{names.DEAD_LETTER_SUFFIX}"
+
+
+def all_queues(*work_queues: str) -> list[str]:
+    """The work queues, then their dead-letter queues in the same order."""
+    return [*work_queues, *(dead_letter_queue(queue) for queue in work_queues)]
+
+
+def queue_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
+    """Arguments of a work queue: quorum, bounded redeliveries, safe dead-lettering."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(queue),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def dead_letter_arguments(ttl_seconds: int) -> dict[str, Any]:
+    """Dead letters are kept for inspection, but not for ever: a task message carries the
+    device's credentials, which must not stay at rest in the broker indefinitely."""
+    return {"x-queue-type": "quorum", "x-message-ttl": ttl_seconds * 1000}
+
+
+async def declare_topology(channel: aiormq.abc.AbstractChannel, settings: BrokerSettings) -> None:
+    """Declare both work queues and their dead-letter queues; safe to repeat."""
+    for queue in (settings.tasks_queue, settings.results_queue):
+        await channel.queue_declare(
+            dead_letter_queue(queue),
+            durable=True,
+            arguments=dead_letter_arguments(settings.dead_letter_ttl_seconds),
+        )
+        await channel.queue_declare(
+            queue, durable=True, arguments=queue_arguments(queue, settings.delivery_limit)
+        )

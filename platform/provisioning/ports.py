@@ -1,0 +1,59 @@
+"""What the message handlers need from their collaborators, as Protocols.
+
+``TaskProcessor`` (the worker) and ``ResultRecorder`` (Service B) depend on these, not on
+``TaskStore``, ``Broker``, ``ServiceAClient`` or ``messaging.Delivery``: the real classes
+satisfy them structurally, and the unit tests' fakes are type-checked against them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .models import FailureReason, ProvisioningRequest, TaskStatus
+from .store import Transition
+
+
+class TaskTransitions(Protocol):
+    """The one store operation a handler performs: move a task forward (``TaskStore``)."""
+
+    async def transition(
+        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
+    ) -> Transition: ...
+
+
+class ResultPublisher(Protocol):
+    """Publishes a message and returns once the broker confirmed it (``Broker``); raises
+    ``BrokerUnavailable`` otherwise."""
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str) -> None: ...
+
+
+class ServiceA(Protocol):
+    """One attempt to configure a device (``ServiceAClient``): returns on success, raises
+    ``ServiceAFinalError`` or ``ServiceATransientError`` otherwise."""
+
+    async def configure(self, equipment_id: str, request: ProvisioningRequest) -> None: ...
+
+
+class InboundDelivery(Protocol):
+    """A message held by its handler until one of its three fates (``messaging.Delivery``)."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    @property
+    def deliverable(self) -> bool:
+        """False once the message can no longer be settled: the broker redelivers it."""
+        ...
+
+    async def ack(self) -> None: ...
+
+    async def requeue(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None: ...
