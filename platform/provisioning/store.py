@@ -13,7 +13,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -170,6 +170,19 @@ class TaskStore:
         if not fields or "status" not in fields:
             return None
         return _record(task_id, fields)
+
+    async def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord | None]:
+        """``get`` for many tasks in one pipelined round trip (not a transaction: each record
+        is read as it is at that moment), in the order asked; None for a task there is not."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for task_id in task_ids:
+                    pipe.hgetall(self.key(task_id))
+                rows: list[dict[str, str]] = await pipe.execute()
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot read tasks: {error}") from error
+        return [_record(task_id, fields) if fields and "status" in fields else None
+                for task_id, fields in zip(task_ids, rows, strict=True)]
 
     async def transition(
         self,
