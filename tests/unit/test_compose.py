@@ -17,6 +17,7 @@ import re
 import stat
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -604,6 +605,33 @@ def test_image_runs_as_a_non_root_user() -> None:
     users = [args for instruction, args in dockerfile_instructions() if instruction == "USER"]
     assert users, "docker/Dockerfile never leaves root"
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_image_installs_exactly_what_uv_lock_pins() -> None:
+    runs = [args for instruction, args in dockerfile_instructions() if instruction == "RUN"]
+    copied = [args for instruction, args in dockerfile_instructions() if instruction == "COPY"]
+    assert any("uv.lock" in args.split() for args in copied), "uv.lock is not copied into the build"
+    # A stale lock fails the build instead of being re-resolved or installed as it is.
+    assert any(re.search(r"\buv export\b.*--locked", args) for args in runs), "no `uv export --locked`"
+    pip_installs = [
+        command
+        for args in runs
+        for command in re.split(r"&&|;", args)
+        if re.search(r"\bpip install\b", command) and "uv==" not in command
+    ]
+    assert pip_installs, "docker/Dockerfile installs nothing with pip"
+    for command in pip_installs:
+        # Either the exported requirements, every hash checked, or the project without its deps.
+        assert "--require-hashes" in command or "--no-deps" in command, command
+
+
+def test_image_builds_with_the_uv_that_pyproject_pins() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pinned = pyproject["tool"]["uv"]["required-version"]
+    arguments = dict(
+        args.split("=", 1) for instruction, args in dockerfile_instructions() if instruction == "ARG"
+    )
+    assert f"=={arguments.get('UV_VERSION')}" == pinned, f"ARG UV_VERSION is not {pinned}"
 
 
 def test_dockerignore_admits_everything_the_dockerfile_copies() -> None:
