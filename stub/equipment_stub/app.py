@@ -10,19 +10,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from sanic import HTTPResponse, Request, Sanic, json
 from sanic.config import Config
 
-from provisioning.api.contract import INTERNAL_ERROR, answer, error_answer
-from provisioning.errors import EquipmentNotFound, InvalidRequest
 from provisioning.logs import configure_logging
-from provisioning.models import check_equipment_id, parse_json_body, parse_provisioning_request
 from provisioning.serving import sanic_process_index
-from provisioning.telemetry.http import instrument_http
-from provisioning.telemetry.metrics import StubMetrics
-from provisioning.telemetry.tracing import annotate, setup_tracing, shutdown_tracing
 
+from .answers import INTERNAL_ERROR, SUCCESS, InvalidBody, UnknownEquipment, answer, error_answer
 from .behaviour import Answer, behaviour_to_document
 from .control import BehaviourControl
+from .metrics import INVALID, StubMetrics
 from .openapi import openapi_document
+from .request_body import check_configuration, check_equipment_id, decode_json
 from .settings import StubSettings
+from .tracing import SERVICE_NAME, instrument, mark_equipment, start_tracing, stop_tracing
 
 
 class StubContext:
@@ -41,20 +39,20 @@ StubRequest = Request[StubApp, SimpleNamespace]
 
 def create_app(settings: StubSettings | None = None) -> StubApp:
     settings = settings or StubSettings.from_env()
-    configure_logging("service-a-stub", settings.log_level)
+    configure_logging(SERVICE_NAME, settings.log_level)
     app: StubApp = Sanic("service_a_stub", ctx=StubContext(settings), configure_logging=False)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     # Sanic cuts a handler off after RESPONSE_TIMEOUT (60 s by default) with a 503: exactly the
     # stub's default delay. Its delay can change at run time, so the cut-off sits far above it.
     app.config.RESPONSE_TIMEOUT = RESPONSE_TIMEOUT_SECONDS
     app.exception(Exception)(error_answer)
-    instrument_http(app, app.ctx.metrics.http)
+    instrument(app, app.ctx.metrics.http)
 
     @app.post("/api/v1/equipment/cpe/<equipment_id:str>")
     async def configure(request: StubRequest, equipment_id: str) -> HTTPResponse:
         metrics = request.app.ctx.metrics
         metrics.in_progress.inc()
-        kind = "invalid"
+        kind = INVALID
         try:
             outcome = await _answer(request, equipment_id)
             kind = outcome.name.lower()
@@ -62,18 +60,18 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
             metrics.in_progress.dec()
             metrics.answers.labels(answer=kind).inc()
         if outcome is Answer.SUCCESS:
-            return answer(200, message="success")
+            return answer(200, SUCCESS)
         if outcome is Answer.UNKNOWN_EQUIPMENT:
-            raise EquipmentNotFound()
-        return answer(500, message=INTERNAL_ERROR)
+            raise UnknownEquipment()
+        return answer(500, INTERNAL_ERROR)
 
     async def _answer(request: StubRequest, equipment_id: str) -> Answer:
         behaviour = request.app.ctx.control.current
         check_equipment_id(equipment_id)
-        annotate(**{"equipment.id": equipment_id})
+        mark_equipment(equipment_id)
         if not behaviour.knows(equipment_id):
             return Answer.UNKNOWN_EQUIPMENT
-        parse_provisioning_request(parse_json_body(request.body))
+        check_configuration(decode_json(request.body))
         await asyncio.sleep(behaviour.delay())
         return behaviour.answer(equipment_id)
 
@@ -85,9 +83,9 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
     async def change_behaviour(request: StubRequest) -> HTTPResponse:
         """Change delay, jitter, failure ratio or the id lists; every stub process follows."""
         try:
-            updated = request.app.ctx.control.change(parse_json_body(request.body))
+            updated = request.app.ctx.control.change(decode_json(request.body))
         except ValueError as error:
-            raise InvalidRequest(str(error)) from None
+            raise InvalidBody(str(error)) from None
         return json(behaviour_to_document(updated))
 
     @app.get("/openapi.json")
@@ -96,11 +94,11 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
 
     @app.get("/health")
     async def health(request: StubRequest) -> HTTPResponse:
-        return answer(200, message="ok")
+        return answer(200, "ok")
 
     @app.before_server_start
     async def follow_behaviour(app: StubApp) -> None:
-        app.ctx.tracer_provider = setup_tracing("service-a-stub")
+        app.ctx.tracer_provider = start_tracing()
         app.ctx.metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
         app.ctx.control.refresh()
         app.ctx.follower = asyncio.create_task(app.ctx.control.follow())
@@ -112,6 +110,6 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await app.ctx.follower
         app.ctx.metrics.close()
-        shutdown_tracing(app.ctx.tracer_provider)
+        stop_tracing(app.ctx.tracer_provider)
 
     return app

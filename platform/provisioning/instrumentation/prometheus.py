@@ -1,0 +1,74 @@
+"""One Prometheus registry per process, served on its own port, and the HTTP server instruments.
+
+Design (see the README): every process (each Sanic worker of Service B and of the stub, each
+process of the worker pool) has its own registry and serves it on its own port, ``base + index``.
+prometheus_client's multiprocess mode would merge the counts but supports no exemplars, and
+Sanic and the pool start their processes with ``spawn``, so nothing can be shared safely anyway;
+one scrape target per process keeps counts exact (Prometheus sums them) and keeps exemplars,
+which link a histogram bucket to its trace in Jaeger. Labels are low-cardinality only: never a
+task id or an equipment id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+from .tracer_provider import current_trace_id
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def start_at_zero(metric: Counter | Histogram, label: str, values: tuple[str, ...]) -> None:
+    """Create the series of known label values at 0 when the registry is made: a series that
+    first appears at its first event hides that event from rate() and increase(), and so from
+    alerts."""
+    for value in values:
+        metric.labels(**{label: value})
+
+
+def exemplar() -> dict[str, str] | None:
+    """The current trace id as an exemplar, when there is a current span."""
+    trace_id = current_trace_id()
+    return {"trace_id": trace_id} if trace_id else None
+
+
+class ProcessMetrics:
+    """The registry of one process; subclasses add the instruments of a component."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self._server: Any = None
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve /metrics on ``host:port`` in a background thread; port 0 serves nothing."""
+        if port:
+            self._server, _thread = start_http_server(port, host, registry=self.registry)
+            log.info("metrics served", extra={"metrics_address": f"http://{host}:{port}/metrics"})
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+class HttpServerMetrics:
+    """Requests answered and their duration, by route pattern, method and status: the same
+    names in every HTTP server, so one dashboard query reads them all (by ``job``)."""
+
+    def __init__(self, registry: CollectorRegistry, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.requests = Counter(
+            "http_server_requests", "HTTP requests answered, by route, method and status",
+            ["route", "method", "status"], registry=registry,
+        )
+        self.duration = Histogram(
+            "http_server_request_duration_seconds", "Time to answer an HTTP request",
+            ["route", "method", "status"], buckets=buckets, registry=registry,
+        )
