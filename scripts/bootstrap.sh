@@ -15,8 +15,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 scripts/uv.sh --version >/dev/null
-# --offline: checking the lock against pyproject.toml needs no index when they agree.
-if ! check="$(scripts/uv.sh lock --check --offline 2>&1)"; then
+# When they agree, checking uv.lock against pyproject.toml reads no index (works offline).
+if ! check="$(scripts/uv.sh lock --check 2>&1)"; then
   printf '%s\n' "$check" | grep -v -e '^hint:' -e '^Resolved' -e '^$' >&2 || true
   echo "bootstrap: uv.lock does not match pyproject.toml (its dependencies changed since the" >&2
   echo "bootstrap: last lock). Run ./task lock (or scripts/uv.sh lock) and commit uv.lock." >&2
