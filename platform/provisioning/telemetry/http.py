@@ -8,8 +8,7 @@ from typing import Any
 from sanic import Sanic
 
 from ..instrumentation.prometheus import HttpServerMetrics
-from ..instrumentation.sanic_http import UNMATCHED_ROUTE, route_template
-from ..instrumentation.sanic_http import instrument_sanic as _instrument_sanic
+from ..instrumentation.sanic_http import UNMATCHED_ROUTE, instrument_sanic, route_template
 from .tracing import tracer
 
 __all__ = ["UNMATCHED_ROUTE", "instrument_http", "route_template"]
@@ -17,4 +16,4 @@ __all__ = ["UNMATCHED_ROUTE", "instrument_http", "route_template"]
 
 def instrument_http(app: Sanic[Any, Any], metrics: HttpServerMetrics) -> None:
     """A server span (from the platform's tracer) and the HTTP metrics for every request."""
-    _instrument_sanic(app, metrics, tracer())
+    instrument_sanic(app, metrics, tracer())
