@@ -1,0 +1,165 @@
+"""The three phases: each starts the platform it needs, drives it with the client processes,
+samples the machine meanwhile, and appends one row per run to the results (and prints a
+progress line)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cpe_devkit.stack import Stack
+
+from .clients import run_clients
+from .figures import (
+    cpu_ms_per_request,
+    latency_figures,
+    ms,
+    overhead_figures,
+    rate_passed,
+    resource_figures,
+)
+from .jobs import ClientJob, ClientResult, JobKind, plan_jobs
+from .launch import bench_environment, running_platform, service_ports, target
+from .options import BenchOptions
+from .outcomes import follow_outcomes
+from .profiling import Profiler
+from .sampling import LOAD_GENERATOR, ProcessSampler, cpu_between, listening_pid
+
+STATUS_READ_TASKS = 2000  # created tasks per client whose status the readers pick from
+SETTLE_BEFORE_LOAD_SECONDS = 1.0
+PLATFORM_GROUPS = ("api", "worker", "stub")
+
+
+class Bench:
+    """The runs of one benchmark and their rows, by phase."""
+
+    def __init__(self, options: BenchOptions, work_dir: Path) -> None:
+        self.options = options
+        self.work_dir = work_dir
+        self.results: dict[str, list[dict[str, Any]]] = {"api": [], "held": [], "rate": []}
+        self.profiler = Profiler(work_dir / "profiles", options.profile)
+
+    def run(self, phase: str) -> None:
+        {"api": self.phase_api, "held": self.phase_held, "rate": self.phase_rate}[phase]()
+
+    @staticmethod
+    def sampler_for(stack: Stack) -> ProcessSampler:
+        roots = {name: process.pid for name, process in stack.processes.items()}
+        for group, port in service_ports(stack.environment).items():
+            if (pid := listening_pid(port)) is not None:
+                roots[group] = pid
+        # Last, so that the platform's processes (also our children) keep their own groups:
+        # this process and the client processes it starts are the load generator.
+        roots[LOAD_GENERATOR] = os.getpid()
+        return ProcessSampler(roots)
+
+    def _clients(self, jobs: list[ClientJob], tag: str, sampler: ProcessSampler) -> list[ClientResult]:
+        """Run the jobs, profiling from the moment they start."""
+        self.profiler.start_later(jobs[0].start_at - time.time(), tag, sampler)
+        return run_clients(jobs)
+
+    # api: Service B alone.
+    def phase_api(self) -> None:
+        for workers in self.options.api_workers:
+            environment = bench_environment(self.options, f"api-w{workers}", api_workers=workers,
+                                            work_dir=self.work_dir)
+            logs = self.work_dir / "logs" / f"api-w{workers}"
+            with running_platform(environment, logs, only=("stub", "api")) as stack:
+                sampler = self.sampler_for(stack)
+                sampler.start()
+                try:
+                    for concurrency in self.options.api_concurrency:
+                        self._api_run(stack, sampler, workers, concurrency)
+                finally:
+                    sampler.stop()
+
+    def _api_request_figures(self, stack: Stack, sampler: ProcessSampler, kind: JobKind, tag: str,
+                             concurrency: int, tasks: tuple[tuple[str, str], ...] = ()
+                             ) -> tuple[dict[str, Any], list[ClientResult]]:
+        before = sampler.snapshot()
+        jobs = plan_for(self.options, stack, kind, concurrency, duration=self.options.api_seconds,
+                        tasks=tasks)
+        results = self._clients(jobs, f"{tag}-{kind}", sampler)
+        figures = latency_figures(results)
+        figures["cpu_seconds"] = cpu_between(before, sampler.snapshot()).by_group
+        figures["api_cpu_ms_per_request"] = cpu_ms_per_request(figures["cpu_seconds"], "api", figures["ok"])
+        figures["profiles"] = self.profiler.finish()
+        return figures, results
+
+    def _api_run(self, stack: Stack, sampler: ProcessSampler, workers: int, concurrency: int) -> None:
+        tag = f"api-w{workers}-c{concurrency}"
+        create, created = self._api_request_figures(stack, sampler, JobKind.CREATE, tag, concurrency)
+        tasks = tuple(task for result in created for task in result.tasks[:STATUS_READ_TASKS])
+        status, _ = self._api_request_figures(stack, sampler, JobKind.STATUS, tag, concurrency, tasks)
+        self.results["api"].append({"api_workers": workers, "concurrency": concurrency,
+                                    "create": create, "status": status})
+        print(f"api  workers={workers} c={concurrency}: create {create['per_second']}/s "
+              f"p50 {create['p50_ms']} ms p99 {create['p99_ms']} ms; status {status['per_second']}/s "
+              f"p50 {status['p50_ms']} ms p99 {status['p99_ms']} ms", flush=True)
+
+    # held: N tasks at once with the real delay.
+    def phase_held(self) -> None:
+        for count in self.options.held:
+            self._tasks_run("held", f"held-{count}", count=count)
+
+    # rate: R tasks/s for a duration.
+    def phase_rate(self) -> None:
+        for rate in self.options.rates:
+            self._tasks_run("rate", f"rate-{rate:g}", rate=rate)
+
+    def _task_jobs(self, stack: Stack, phase: str, count: int, rate: float) -> list[ClientJob]:
+        options = self.options
+        if phase == "held":
+            return plan_for(options, stack, JobKind.SUBMIT, options.submit_concurrency, count=count)
+        return plan_for(options, stack, JobKind.RATE, max(64, int(rate / 10)), rate=rate,
+                        duration=options.rate_seconds)
+
+    def _tasks_run(self, phase: str, tag: str, *, count: int = 0, rate: float = 0.0) -> None:
+        options = self.options
+        environment = bench_environment(options, tag, api_workers=options.api_workers[0],
+                                        work_dir=self.work_dir)
+        with running_platform(environment, self.work_dir / "logs" / tag) as stack:
+            sampler = self.sampler_for(stack)
+            sampler.start()
+            try:
+                time.sleep(SETTLE_BEFORE_LOAD_SECONDS)
+                baseline_at = time.monotonic()
+                before = sampler.snapshot()
+                results = self._clients(self._task_jobs(stack, phase, count, rate), tag, sampler)
+                creates = latency_figures(results)
+                task_ids = [task_id for result in results for _, task_id in result.tasks]
+                deadline = time.monotonic() + options.delay + options.settle
+                outcomes = asyncio.run(follow_outcomes(environment, task_ids, options.delay, deadline))
+                after = sampler.snapshot()
+            finally:
+                sampler.stop()
+                profiles = self.profiler.finish()
+            figures = overhead_figures(outcomes)
+            resources = resource_figures(
+                cpu_between(before, after), sampler.rss_between(baseline_at, after.at),
+                sampler.peaks(PLATFORM_GROUPS), window_seconds=after.at - before.at, tasks=len(task_ids),
+                in_flight=outcomes.peak_running)
+        row: dict[str, Any] = {"tag": tag, "delay_seconds": options.delay, "submit": creates,
+                               "outcome": figures, "resources": resources, "profiles": profiles}
+        if phase == "held":
+            row |= {"n": count, "submission_rate": creates["per_second"]}
+        else:
+            row |= {"rate": rate, "rate_seconds": options.rate_seconds,
+                    "achieved_rate": creates["per_second"],
+                    "generator_max_lag_ms": ms(max(result.max_lag for result in results)),
+                    "passed": rate_passed(creates, figures)}
+        self.results[phase].append(row)
+        print(f"{tag}: submitted {figures['submitted']} at {creates['per_second']}/s "
+              f"(create p99 {creates['p99_ms']} ms, errors {creates['errors']}); "
+              f"completed {figures['completed']} failed {figures['failed']} lost {figures['lost']}; "
+              f"overhead p50 {figures['overhead_p50_ms']} p99 {figures['overhead_p99_ms']} "
+              f"max {figures['overhead_max_ms']} ms", flush=True)
+
+
+def plan_for(options: BenchOptions, stack: Stack, kind: JobKind, concurrency: int, **plan: Any
+             ) -> list[ClientJob]:
+    """The client jobs of one run against the stack's Service B."""
+    return plan_jobs(target(stack), kind, options.clients, concurrency, **plan)

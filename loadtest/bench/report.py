@@ -1,0 +1,148 @@
+"""The report of a benchmark: Markdown tables for people, the generated block of RESULTS.md,
+and one ``BENCH_JSON`` line for machines. Pure: the report dictionary in, text out.
+
+The report is a JSON-shaped dictionary (what ``results.json`` holds): ``started``,
+``command``, ``machine``, ``settings``, and one list of rows per phase (``api``, ``held``,
+``rate``), each row as ``phases`` builds it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .sampling import LOAD_GENERATOR, OTHERS
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+JSON_PREFIX = "BENCH_JSON "
+
+
+TASK_PHASES = (("held", "Held concurrency (all N submitted at once)"), ("rate", "Sustained rate (open loop)"))
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole report as Markdown: the run and the machine, then a section per phase run."""
+    lines = _run_header(report)
+    if report["api"]:
+        lines += _api_section(report["api"], report["settings"]["clients"])
+    for phase, title in TASK_PHASES:
+        if report[phase]:
+            lines += _tasks_section(report[phase], title)
+    lines += _profiles_section(report)
+    return "\n".join(lines)
+
+
+def _run_header(report: dict[str, Any]) -> list[str]:
+    machine = report["machine"]
+    return [
+        f"Run {report['started']} — `{report['command']}`",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
+        f"kernel {machine['kernel']}, open files limit {machine['open_files_limit']}, "
+        f"load average at start {machine['load_average_at_start']}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()) + ".",
+        "",
+    ]
+
+
+def _api_section(rows: list[dict[str, Any]], clients: int) -> list[str]:
+    lines = ["### API throughput (Service B and the stub only; HTTPS keep-alive)", "",
+             "| API_WORKERS | clients x concurrency | create req/s | create p50 / p99 ms "
+             "| status req/s | status p50 / p99 ms | errors "
+             "| API CPU ms per create / status | CPU s api / load generator / others (create) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        create, status = row["create"], row["status"]
+        cpu = create["cpu_seconds"]
+        lines.append(
+            f"| {row['api_workers']} | {clients} x {row['concurrency'] // clients} "
+            f"| {create['per_second']} | {create['p50_ms']} / {create['p99_ms']} "
+            f"| {status['per_second']} | {status['p50_ms']} / {status['p99_ms']} "
+            f"| {create['errors'] or '-'} {status['errors'] or ''} "
+            f"| {create['api_cpu_ms_per_request']} / {status['api_cpu_ms_per_request']} "
+            f"| {cpu.get('api', 0):.1f} / {cpu.get(LOAD_GENERATOR, 0):.1f} / "
+            f"{cpu.get(OTHERS, 0):.1f} of {create['seconds']} s |")
+    return [*lines, ""]
+
+
+def _tasks_section(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = [f"### {title}, stub delay {rows[0]['delay_seconds']:g} s", "",
+             "| run | submitted | submit rate /s | create p50 / p99 ms | completed | failed | lost "
+             "| overhead p50 / p99 / max ms | peak running | worker KiB/task | stub KiB/task | pass |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        outcome, submit, memory = row["outcome"], row["submit"], row["resources"]["memory"]
+        passed = "" if "passed" not in row else "yes" if row["passed"] else "no"
+        lines.append(
+            f"| {row['tag']} | {outcome['submitted']} | {submit['per_second']} "
+            f"| {submit['p50_ms']} / {submit['p99_ms']} "
+            f"| {outcome['completed']} | {outcome['failed']} | {outcome['lost']} "
+            f"| {outcome['overhead_p50_ms']} / {outcome['overhead_p99_ms']} "
+            f"/ {outcome['overhead_max_ms']} "
+            f"| {outcome['peak_running']} | {memory.get('worker', {}).get('kib_per_in_flight_task')} "
+            f"| {memory.get('stub', {}).get('kib_per_in_flight_task')} | {passed} |")
+    lines += ["", "CPU seconds per 1,000 tasks (whole run: submission, the delay, completion):", "",
+              "| run | api | worker | stub | redis | rabbitmq | load generator "
+              "| others (not this benchmark, total s) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        per = row["resources"]["cpu_seconds_per_1000_tasks"]
+        total = row["resources"]["cpu_seconds"]
+        lines.append(
+            f"| {row['tag']} | {per.get('api', 0)} | {per.get('worker', 0)} | {per.get('stub', 0)} "
+            f"| {per.get('redis', 0)} | {per.get('rabbitmq', 0)} | {per.get(LOAD_GENERATOR, 0)} "
+            f"| {total.get(OTHERS, 0)} of {row['resources']['window_seconds']} s |")
+    lines += ["", "Peak RSS (MiB) and open files per process:", ""]
+    for row in rows:
+        lines.append(f"- {row['tag']}: " + "; ".join(
+            f"{name.split(' (')[0]} {process['peak_rss_mib']} MiB / {process['peak_open_files']} files"
+            for name, process in row["resources"]["processes"].items()))
+    return [*lines, ""]
+
+
+def _profiles_section(report: dict[str, Any]) -> list[str]:
+    profiled = [(f"{row['api_workers']}w c{row['concurrency']} {kind}", row[kind]["profiles"])
+                for row in report["api"] for kind in ("create", "status") if row[kind].get("profiles")]
+    profiled += [(row["tag"], row["profiles"]) for phase, _ in TASK_PHASES for row in report[phase]
+                 if row.get("profiles")]
+    if not profiled:
+        return []
+    lines = ["### Where the CPU goes (py-spy, share of on-CPU samples)", ""]
+    for tag, processes in profiled:
+        for name, summary in processes.items():
+            shares = summary["self_percent_by_package"].items()
+            top = ", ".join(f"{package} {value}%" for package, value in shares)
+            lines.append(f"- {tag}, {name}, {summary['samples']} samples; self time by package: {top}")
+    return [*lines, ""]
+
+
+def with_results_block(current: str | None, text: str) -> str:
+    """A results file's text with its generated block (between the markers) replaced by
+    ``text``, or added at its end; a new file when there is none."""
+    block = f"{BEGIN}\n{text}\n{END}"
+    if current is None:
+        return f"# Benchmark results\n\n{block}\n"
+    if BEGIN in current and END in current:
+        head, _, rest = current.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        return head + block + tail
+    return current.rstrip() + "\n\n" + block + "\n"
+
+
+def write_results(path: Path, text: str) -> None:
+    path.write_text(with_results_block(path.read_text() if path.exists() else None, text))
+
+
+def bench_json_line(report: dict[str, Any]) -> str:
+    """The whole report on one line, for a machine to pick out of the output."""
+    return JSON_PREFIX + json.dumps(report, default=str, separators=(",", ":"))
+
+
+def parse_bench_json_line(line: str) -> dict[str, Any]:
+    """The report back from its ``BENCH_JSON`` line."""
+    if not line.startswith(JSON_PREFIX):
+        raise ValueError(f"not a {JSON_PREFIX.strip()} line: {line[:40]!r}")
+    report: dict[str, Any] = json.loads(line.removeprefix(JSON_PREFIX))
+    return report
