@@ -10,20 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from tests.conftest import throwaway_stack
 
-from provisioning.devstack import Stack
-
-from .conftest import (
-    DEVICE_PASSWORD,
-    FAILING_ID,
-    UNKNOWN_ID,
-    Client,
-    body,
-    client_session,
-    free_port,
-    platform_environment,
-)
+from cpe_devkit.client import DEVICE_PASSWORD, Client, client_session
+from cpe_devkit.client import request_body as body
+from cpe_devkit.ports import free_port
+from cpe_devkit.stack import Stack, throwaway_stack
+from tests.support.platforms import FAILING_ID, UNKNOWN_ID, e2e_environment
 
 EQUIPMENT_NOT_FOUND = {"code": 404, "message": "The requested equipment is not found"}
 TASK_NOT_FOUND = {"code": 404, "message": "The requested task is not found"}
@@ -120,7 +112,7 @@ async def test_two_hundred_concurrent_tasks_all_complete(client: Client) -> None
 @pytest.fixture
 def broken_api(cert_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A second Service B whose Redis or RabbitMQ address leads nowhere."""
-    environment = platform_environment(cert_dir)
+    environment = e2e_environment(cert_dir)
     environment["API_PORT"] = str(free_port())
     environment["API_METRICS_PORT"] = "0"
     environment[request.param] = {

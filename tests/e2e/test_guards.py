@@ -10,18 +10,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.conftest import throwaway_stack
 
-from provisioning.devstack import Stack
-
-from .conftest import Client, body, client_session, platform_environment
+from cpe_devkit.client import Client, client_session
+from cpe_devkit.client import request_body as body
+from cpe_devkit.stack import Stack, throwaway_stack
+from tests.support.platforms import e2e_environment
 
 TOKEN = "t0ken-for-tests-only"
 
 
 @pytest.fixture
 def guarded_api(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
-    environment = platform_environment(cert_dir)
+    environment = e2e_environment(cert_dir)
     environment.update({"API_TOKENS": f"other-token,{TOKEN}", "API_METRICS_PORT": "0"})
     with throwaway_stack(environment, tmp_path, only=("api",), ready_timeout=30) as stack:
         yield stack
@@ -80,7 +80,7 @@ def silent_redis() -> Iterator[int]:
 
 @pytest.fixture
 async def limited_client(cert_dir: Path, tmp_path: Path, silent_redis: int) -> AsyncIterator[Client]:
-    environment = platform_environment(cert_dir)
+    environment = e2e_environment(cert_dir)
     environment.update({
         "API_MAX_IN_FLIGHT": "2", "API_METRICS_PORT": "0", "REDIS_TIMEOUT_SECONDS": "3",
         "REDIS_URL": f"redis://127.0.0.1:{silent_redis}/0",

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from provisioning.devstack import Stack
-
-from .conftest import Client, body
+from cpe_devkit.client import Client
+from cpe_devkit.client import request_body as body
+from cpe_devkit.stack import Stack
 
 TASK_NOT_FOUND = {"code": 404, "message": "The requested task is not found"}
 EQUIPMENT_NOT_FOUND = {"code": 404, "message": "The requested equipment is not found"}

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.devstack import Stack
-
-from .conftest import Client
+from cpe_devkit.client import Client
+from cpe_devkit.stack import Stack
 
 SCHEMATHESIS = shutil.which("st", path=str(Path(os.sys.executable).parent))  # type: ignore[attr-defined]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import throwaway_stack
-from tests.ports import free_port_range
 
-from .conftest import Client, client_session, platform_environment
+from cpe_devkit.client import Client, client_session
+from cpe_devkit.stack import throwaway_stack
+from tests.support.platforms import e2e_environment
 
 PROCESSES = 2
 TASKS = 12
@@ -21,13 +21,9 @@ TASKS = 12
 
 @pytest.fixture
 async def multi_process_platform(cert_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Client, dict[str, int]]]:
-    bases = {"API": free_port_range(PROCESSES), "STUB": free_port_range(PROCESSES)}
-    environment = platform_environment(cert_dir)
-    environment.update({
-        "API_WORKERS": str(PROCESSES), "STUB_WORKERS": str(PROCESSES),
-        "API_METRICS_PORT": str(bases["API"]), "STUB_METRICS_PORT": str(bases["STUB"]),
-        "WORKER_METRICS_PORT": "0",
-    })
+    environment = e2e_environment(cert_dir, api_workers=PROCESSES, stub_workers=PROCESSES,
+                                  WORKER_METRICS_PORT="0")
+    bases = {"API": int(environment["API_METRICS_PORT"]), "STUB": int(environment["STUB_METRICS_PORT"])}
     with throwaway_stack(environment, tmp_path) as stack:
         async with client_session(stack.ca_file) as session:
             yield Client(session, stack.api_url), bases

@@ -13,11 +13,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from tests.conftest import throwaway_stack
 
-from provisioning.devstack import Stack
-
-from .conftest import DEVICE_PASSWORD, Client, client_session, free_port, platform_environment
+from cpe_devkit.client import DEVICE_PASSWORD, Client, client_session
+from cpe_devkit.ports import free_port
+from cpe_devkit.stack import Stack, throwaway_stack
+from tests.support.platforms import e2e_environment
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ async def receiver() -> AsyncIterator[tuple[OtlpReceiver, int]]:
 def traced_platform(
     receiver: tuple[OtlpReceiver, int], cert_dir: Path, tmp_path: Path
 ) -> Iterator[Stack]:
-    environment = platform_environment(cert_dir)
+    environment = e2e_environment(cert_dir)
     environment.update({
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver[1]}",
         "OTEL_BSP_SCHEDULE_DELAY": "200",

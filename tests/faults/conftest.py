@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO
-from tests.rabbit_node import RabbitNode
+
+from cpe_devkit.rabbit_node import RabbitNode
+from cpe_devkit.redis_server import RedisServer
+from tests.support.services import REPO
 
 from .harness import FaultPlatform, fault_environment
 from .ledger import Ledger
-from .servers import RedisServer
 
 REPORTS = REPO / "reports" / "faults"
 MAIN_FIGURES = ("outcome", "sent", "accepted", "refused_500", "completed", "failed", "lost")

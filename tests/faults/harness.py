@@ -9,26 +9,23 @@ import json
 import os
 import ssl
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiormq
 import psutil
-from aiormq import spec
-from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import Client, client_session, platform_environment
-from tests.ports import free_port, free_port_range
-from tests.processes import tail
-from tests.rabbit_node import QueueDepth, RabbitNode
 
-from provisioning.devstack import Stack
-from provisioning.run_data import delete_run_data
-
-from .servers import RedisServer
+from cpe_devkit import probes
+from cpe_devkit.client import Client, client_session
+from cpe_devkit.processes import tail
+from cpe_devkit.rabbit_node import QueueDepth, RabbitNode
+from cpe_devkit.redis_server import RedisServer
+from cpe_devkit.run_data import delete_run_data
+from cpe_devkit.stack import Stack
+from provisioning.messaging import all_queues
+from tests.support.platforms import e2e_environment
 
 READY_SECONDS = 60.0
 
@@ -50,21 +47,16 @@ FAULT_DEFAULTS = {
 def fault_environment(cert_dir: Path, rabbit: RabbitNode, redis: RedisServer, work_dir: Path,
                       overrides: Mapping[str, str]) -> dict[str, str]:
     """The e2e platform's environment, pointed at our own servers, with short delays."""
-    environment = platform_environment(cert_dir)
-    workers = int(overrides.get("WORKER_PROCESSES", FAULT_DEFAULTS["WORKER_PROCESSES"]))
-    environment.update(FAULT_DEFAULTS)
-    environment.update({
-        "REDIS_URL": redis.url,
-        "AMQP_URL": rabbit.amqp_url,
-        # Process i of the pool serves its metrics on base + i: the whole range must be free.
-        "WORKER_METRICS_PORT": str(free_port_range(workers)),
-        "API_METRICS_PORT": str(free_port()),
-        "STUB_METRICS_PORT": str(free_port()),
+    settings = {**FAULT_DEFAULTS, **overrides}
+    return e2e_environment(
+        cert_dir,
+        worker_processes=int(settings.pop("WORKER_PROCESSES")),
+        REDIS_URL=redis.url,
+        AMQP_URL=rabbit.amqp_url,
         # In the test's own directory, not /tmp: removed with it.
-        "STUB_BEHAVIOUR_FILE": str(work_dir / "stub-behaviour.json"),
-    })
-    environment.update(overrides)
-    return environment
+        STUB_BEHAVIOUR_FILE=str(work_dir / "stub-behaviour.json"),
+        **settings,
+    )
 
 
 @dataclass(frozen=True)
@@ -167,15 +159,9 @@ class FaultPlatform:
 
     # -- metrics ----------------------------------------------------------------------------------
 
-    async def scrape(self, port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    async def scrape(self, port: int) -> probes.Samples:
         """The samples of one process's /metrics: (name, labels) -> value."""
-        async with self.client.session.get(f"http://127.0.0.1:{port}/metrics") as response:
-            text = await response.text()
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+        return await asyncio.to_thread(probes.scrape, port)
 
     async def counter(self, component: str, name: str, **labels: str) -> float:
         """A sample summed over the component's processes (0 for a process that has none)."""
@@ -183,12 +169,9 @@ class FaultPlatform:
                     "worker": "WORKER_METRICS_PORT"}[component]
         base = int(self.environment[variable])
         count = int(self.environment["WORKER_PROCESSES"]) if component == "worker" else 1
-        wanted = set(labels.items())
         total = 0.0
         for port in range(base, base + count):
-            samples = await self.scrape(port)
-            total += sum(value for (sample, sample_labels), value in samples.items()
-                         if sample == name and wanted <= sample_labels)
+            total += probes.sample_total(await self.scrape(port), name, labels)
         return total
 
     async def wait_counter(self, component: str, name: str, at_least: float, timeout: float,
@@ -261,7 +244,7 @@ class FaultPlatform:
     @property
     def queues(self) -> list[str]:
         tasks, results = self.environment["TASKS_QUEUE"], self.environment["RESULTS_QUEUE"]
-        return [tasks, results, f"{tasks}.dead", f"{results}.dead"]
+        return all_queues(tasks, results)
 
     async def queue_depths(self) -> dict[str, QueueDepth]:
         """Ready and unacknowledged messages of this run's four queues."""
@@ -270,13 +253,7 @@ class FaultPlatform:
 
     async def queue_state(self, queue: str) -> tuple[int, int]:
         """Messages ready and consumers attached, as the queue itself says now."""
-        connection = await aiormq.connect(self.rabbit.amqp_url)
-        try:
-            channel = await connection.channel()
-            declared = await channel.queue_declare(queue, passive=True)
-            return int(declared.message_count or 0), int(declared.consumer_count or 0)
-        finally:
-            await connection.close()
+        return await probes.queue_state(self.rabbit.amqp_url, queue)
 
     async def wait_released(self, queue: str, timeout: float) -> QueueDepth:
         """Once the queue's consumers are gone: what is ready, and what is still unacked
@@ -305,36 +282,11 @@ class FaultPlatform:
 
     async def publish(self, queue: str, body: bytes) -> None:
         """Put a message straight on a queue, as a stray or broken producer would."""
-        connection = await aiormq.connect(self.rabbit.amqp_url)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            confirmation = await channel.basic_publish(
-                body, routing_key=queue,
-                properties=spec.Basic.Properties(delivery_mode=2, message_id=str(uuid.uuid4())),
-                timeout=10)
-            assert isinstance(confirmation, spec.Basic.Ack), confirmation
-        finally:
-            await connection.close()
+        await probes.publish_raw(self.rabbit.amqp_url, queue, body)
 
     async def take_dead_letters(self, queue: str, count: int, timeout: float) -> list[bytes]:
         """Wait until ``{queue}.dead`` holds ``count`` messages, then take them all (bodies)."""
-        connection = await aiormq.connect(self.rabbit.amqp_url)
-        try:
-            channel = await connection.channel()
-            dead = f"{queue}.dead"
-            deadline = time.monotonic() + timeout
-            while True:
-                declared = await channel.queue_declare(dead, passive=True)
-                if declared.message_count >= count or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-            bodies = []
-            for _ in range(declared.message_count or 0):
-                message = await channel.basic_get(dead, no_ack=True, timeout=10)
-                bodies.append(message.body)
-            return bodies
-        finally:
-            await connection.close()
+        return await probes.take_dead_letters(self.rabbit.amqp_url, queue, count, timeout)
 
     # -- logs ---------------------------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
-from tests.e2e.conftest import Client
 
+from cpe_devkit.client import Client
 from provisioning import names
 
 FINAL = frozenset({"completed", "failed"})

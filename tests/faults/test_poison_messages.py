@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from tests.e2e.conftest import body
 
+from cpe_devkit.client import request_body as body
 from provisioning import names
 from provisioning.models import (
     FailureReason,

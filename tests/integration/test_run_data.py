@@ -7,9 +7,12 @@ import aiormq
 import pytest
 import redis.asyncio as aioredis
 from aiormq.exceptions import ChannelNotFoundEntity
-from tests.conftest import AMQP_URL, REDIS_URL, isolated_environment
 
-from provisioning.run_data import NotAThrowawayRun, delete_run_data
+from cpe_devkit.environment import MACHINE_AMQP_URL as AMQP_URL
+from cpe_devkit.environment import MACHINE_REDIS_URL as REDIS_URL
+from cpe_devkit.environment import isolated_environment
+from cpe_devkit.run_data import NotAThrowawayRun, delete_run_data
+from provisioning.messaging import all_queues
 
 
 async def queue_exists(queue: str) -> bool:
@@ -36,8 +39,7 @@ async def declare(queues: list[str]) -> None:
 
 async def test_a_runs_keys_and_queues_with_their_dead_letter_queues_are_deleted_and_no_others() -> None:
     run, neighbour = isolated_environment("data"), isolated_environment("data")
-    queues = [run["TASKS_QUEUE"], f"{run['TASKS_QUEUE']}.dead", run["RESULTS_QUEUE"],
-              f"{run['RESULTS_QUEUE']}.dead"]
+    queues = all_queues(run["TASKS_QUEUE"], run["RESULTS_QUEUE"])
     await declare([*queues, neighbour["TASKS_QUEUE"]])
     client = aioredis.Redis.from_url(REDIS_URL)
     try:

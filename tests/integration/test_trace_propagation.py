@@ -20,19 +20,19 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tests.e2e.conftest import free_port
 
+from cpe_devkit.ports import free_port
+from cpe_devkit.stack import Stack, running_stack
 from provisioning.api.context import ServiceContext
 from provisioning.api.results import ResultRecorder
 from provisioning.api.routes import _enqueue
-from provisioning.devstack import Stack
+from provisioning.backoff import Backoff
 from provisioning.messaging import Broker
 from provisioning.models import DeviceParameters, ProvisioningRequest, TaskStatus
 from provisioning.settings import ApiSettings, WorkerSettings
 from provisioning.store import TaskStore
 from provisioning.telemetry.metrics import ApiMetrics, WorkerMetrics
 from provisioning.telemetry.tracing import _instrument_redis
-from provisioning.worker.backoff import Backoff
 from provisioning.worker.consumer import TaskProcessor
 from provisioning.worker.service_a import ServiceAClient
 
@@ -55,13 +55,8 @@ def stub(cert_dir: Path, tmp_path: Path, run_environment: dict[str, str]) -> Ite
         **os.environ, **run_environment, "CERT_DIR": str(cert_dir), "STUB_PORT": str(free_port()),
         "STUB_DELAY_SECONDS": "0.1", "STUB_METRICS_PORT": "0", "OTEL_SDK_DISABLED": "true",
     }
-    stack = Stack(environment, log_dir=tmp_path)
-    stack.start(only=("stub",))
-    try:
-        stack.wait_ready()
+    with running_stack(environment, tmp_path, only=("stub",)) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

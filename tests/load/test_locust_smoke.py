@@ -4,17 +4,16 @@ for a dozen seconds, and its CSV statistics read as the verdict."""
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, isolated_environment, throwaway_stack
-from tests.ports import free_port
 
-from provisioning.devstack import Stack
+from cpe_devkit.environment import platform_environment
+from cpe_devkit.stack import Stack, throwaway_stack
+from tests.support.services import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -29,26 +28,12 @@ API_TOKEN = "smoke-token-3f9a"
 
 @pytest.fixture
 def platform(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
-    stub_port = free_port()
-    environment = {
-        **os.environ,
-        **isolated_environment("load"),
-        "CERT_DIR": str(cert_dir),
-        "API_PORT": str(free_port()),
-        "STUB_PORT": str(stub_port),
-        "SERVICE_A_URL": f"https://127.0.0.1:{stub_port}",
-        "STUB_DELAY_SECONDS": str(STUB_DELAY_SECONDS),
-        "STUB_FAIL_IDS": FAILING_ID,
-        "STUB_UNKNOWN_IDS": UNKNOWN_ID,
-        "STUB_BEHAVIOUR_FILE": str(tmp_path / "stub-behaviour.json"),
-        "STUB_METRICS_PORT": str(free_port()),
-        "API_METRICS_PORT": str(free_port()),
-        "WORKER_METRICS_PORT": "0",
-        "SERVICE_A_ATTEMPTS": "2",
-        "SERVICE_A_BACKOFF_SECONDS": "0.05",
-        "WORKER_PROCESSES": "2",
-        "API_TOKENS": API_TOKEN,
-    }
+    environment = platform_environment(
+        cert_dir, tag="load", work_dir=tmp_path,
+        STUB_DELAY_SECONDS=str(STUB_DELAY_SECONDS), STUB_FAIL_IDS=FAILING_ID,
+        STUB_UNKNOWN_IDS=UNKNOWN_ID, WORKER_METRICS_PORT="0", SERVICE_A_ATTEMPTS="2",
+        SERVICE_A_BACKOFF_SECONDS="0.05", API_TOKENS=API_TOKEN,
+    )
     with throwaway_stack(environment, tmp_path / "logs") as stack:
         yield stack
 

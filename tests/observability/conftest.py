@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from tests.conftest import REPO
+
+from tests.support.services import REPO
 
 from .processes import PrometheusTools
 

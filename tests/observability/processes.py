@@ -1,7 +1,7 @@
 """Throwaway servers for the live observability test: the Redis exporter, Prometheus and an
 OTLP sink, each on free loopback ports with its data in a temporary directory, each stopped
 (and waited for) by ``stop()``. The RabbitMQ node with its Prometheus plugin is
-``tests.rabbit_node.RabbitNode``.
+``cpe_devkit.rabbit_node.RabbitNode``.
 
 None touches the machine's own services: the exporter only reads Redis.
 """
@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.ports import free_port
-from tests.processes import Background, answers, http_get
+
+from cpe_devkit.ports import free_port
+from cpe_devkit.processes import Background, answers, http_get
 
 TOOLS = ("promtool", "prometheus", "prometheus-redis-exporter")
 

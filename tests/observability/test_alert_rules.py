@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import REPO
+
+from tests.support.services import REPO
 
 from .processes import PrometheusTools
 

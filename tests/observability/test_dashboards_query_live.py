@@ -16,25 +16,23 @@ import copy
 import json
 import os
 import re
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiormq
 import pytest
 import yaml
-from tests.conftest import REDIS_URL, REPO, isolated_environment
-from tests.ports import free_port, free_port_range
-from tests.rabbit_node import PROMETHEUS_PLUGIN, RabbitNode, rabbitmq_scripts
 
-from provisioning.devstack import Stack
-from provisioning.run_data import delete_run_data
+from cpe_devkit.client import Client, client_session, request_body
+from cpe_devkit.environment import MACHINE_REDIS_URL, platform_environment
+from cpe_devkit.probes import publish_raw
+from cpe_devkit.rabbit_node import PROMETHEUS_PLUGIN, RabbitNode, rabbitmq_scripts
+from cpe_devkit.run_data import delete_run_data
+from cpe_devkit.stack import Stack
+from tests.support.services import REPO
 
 from .processes import OtlpSink, PrometheusServer, PrometheusTools, RedisExporter
 
@@ -52,10 +50,7 @@ WORKER_PROCESSES = 2
 GOOD_IDS = [f"OBSGOOD{i:03d}" for i in range(6)]
 FAILING_ID = "OBSFAIL001"
 UNKNOWN_ID = "OBSUNKNOWN1"
-BODY = {
-    "timeoutInSeconds": 14,
-    "parameters": {"username": "admin", "password": "obs-secret", "vlan": 534, "interfaces": [1, 2]},
-}
+BODY = request_body(password="obs-secret", interfaces=(1, 2))
 
 # Compose service -> (the base metrics port prometheus.yml uses, the variable that sets it).
 METRICS_BASES = {
@@ -159,57 +154,26 @@ def split(target: str) -> tuple[str, int]:
 # --- traffic --------------------------------------------------------------------------------
 
 
-@dataclass
-class Client:
-    base: str
-    context: ssl.SSLContext
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(f"{self.base}{path}", data=body, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read())
-
-    def create(self, equipment_id: str, body: bytes = json.dumps(BODY).encode()) -> tuple[int, dict[str, Any]]:
-        return self.call("POST", f"/api/v1/equipment/cpe/{equipment_id}", body)
-
-    def status(self, equipment_id: str, task_id: str) -> tuple[int, dict[str, Any]]:
-        return self.call("GET", f"/api/v1/equipment/cpe/{equipment_id}/task/{task_id}")
-
-
-def run_tasks(client: Client, timeout: float = 30.0) -> None:
+async def run_tasks(stack: Stack, timeout: float = 30.0) -> None:
     """Tasks that complete, fail at Service A and hit an unknown device, polled to the end;
     plus a bad id (404 at once) and a bad body (400)."""
-    tasks = []
-    for equipment_id in [*GOOD_IDS, FAILING_ID, UNKNOWN_ID]:
-        status, answer = client.create(equipment_id)
-        assert status == 200, f"creating a task for {equipment_id}: {status} {answer}"
-        tasks.append((equipment_id, answer["taskId"]))
-    assert client.create("x")[0] == 404
-    assert client.create(GOOD_IDS[0], b"{not json")[0] == 400
-    deadline = time.monotonic() + timeout
-    while tasks:
-        equipment_id, task_id = tasks[0]
-        if client.status(equipment_id, task_id)[1].get("code") != 204:
-            tasks.pop(0)
-            continue
-        assert time.monotonic() < deadline, f"task {task_id} still running after {timeout} s"
-        time.sleep(0.2)
+    async with client_session(stack.ca_file) as session:
+        client = Client(session, stack.api_url)
+        tasks = []
+        for equipment_id in [*GOOD_IDS, FAILING_ID, UNKNOWN_ID]:
+            status, answer = await client.create(equipment_id, BODY)
+            assert status == 200, f"creating a task for {equipment_id}: {status} {answer}"
+            tasks.append((equipment_id, answer["taskId"]))
+        assert (await client.create("x", BODY))[0] == 404
+        assert (await client.create(GOOD_IDS[0], raw=b"{not json"))[0] == 400
+        for equipment_id, task_id in tasks:
+            await client.final_status(equipment_id, task_id, timeout)
 
 
 async def publish_poison(amqp_url: str, queues: list[str]) -> None:
     """A message that is not JSON on each queue: its consumer must dead-letter it."""
-    connection = await aiormq.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in queues:
-            await channel.basic_publish(b"not json", routing_key=queue)
-    finally:
-        await connection.close()
+    for queue in queues:
+        await publish_raw(amqp_url, queue, b"not json")
 
 
 # --- the whole set-up -----------------------------------------------------------------------
@@ -231,12 +195,20 @@ def prometheus(
         rabbit = RabbitNode(work / "rabbitmq", plugins=(PROMETHEUS_PLUGIN,), scripts=scripts)
         rabbit.launch()  # it takes ~10 s: the others start meanwhile
         cleanup.callback(rabbit.close)
-        exporter = RedisExporter(exporter_binary, REDIS_URL.rsplit("/", 1)[0], work)
+        exporter = RedisExporter(exporter_binary, MACHINE_REDIS_URL.rsplit("/", 1)[0], work)
         exporter.start()
         cleanup.callback(exporter.stop)
 
-        bases = {"service-b": free_port_range(1), "stub": free_port_range(1),
-                 "worker": free_port_range(WORKER_PROCESSES)}
+        sink = OtlpSink()
+        environment = platform_environment(
+            cert_dir, tag="obs", work_dir=work, worker_processes=WORKER_PROCESSES,
+            inherit={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+            AMQP_URL=rabbit.amqp_url, STUB_DELAY_SECONDS="0.5", STUB_FAIL_IDS=FAILING_ID,
+            STUB_UNKNOWN_IDS=UNKNOWN_ID, SERVICE_A_ATTEMPTS="2", SERVICE_A_BACKOFF_SECONDS="0.05",
+            METRICS_HOST="127.0.0.1", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink.port}",
+            OTEL_BSP_SCHEDULE_DELAY="500",
+        )
+        bases = {service: int(environment[variable]) for service, (_, variable) in METRICS_BASES.items()}
         server = PrometheusServer(prometheus_binary, work)
         ports = LocalPorts(server.port, rabbit.prometheus_port, exporter.port, bases)
         server.start(localised(yaml.safe_load(PROMETHEUS_CONFIG.read_text()), ports))
@@ -246,39 +218,16 @@ def prometheus(
         exporter.wait_ready()
         server.wait_ready()
 
-        sink = OtlpSink()
         sink.start()
         cleanup.callback(sink.stop)
 
-        stub_port = free_port()
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-            **isolated_environment("obs"),
-            "AMQP_URL": rabbit.amqp_url,
-            "CERT_DIR": str(cert_dir),
-            "API_PORT": str(free_port()),
-            "STUB_PORT": str(stub_port),
-            "SERVICE_A_URL": f"https://127.0.0.1:{stub_port}",
-            "STUB_DELAY_SECONDS": "0.5",
-            "STUB_FAIL_IDS": FAILING_ID,
-            "STUB_UNKNOWN_IDS": UNKNOWN_ID,
-            "STUB_BEHAVIOUR_FILE": str(work / "stub-behaviour.json"),
-            "SERVICE_A_ATTEMPTS": "2",
-            "SERVICE_A_BACKOFF_SECONDS": "0.05",
-            "WORKER_PROCESSES": str(WORKER_PROCESSES),
-            "METRICS_HOST": "127.0.0.1",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.port}",
-            "OTEL_BSP_SCHEDULE_DELAY": "500",
-            **{variable: str(bases[service]) for service, (_, variable) in METRICS_BASES.items()},
-        }
         stack = Stack(environment, log_dir=work / "platform")
         cleanup.callback(lambda: asyncio.run(delete_run_data(environment)))
         stack.start()
         cleanup.callback(stack.stop)
         stack.wait_ready(timeout=60)
 
-        client = Client(stack.api_url, ssl.create_default_context(cafile=str(stack.ca_file)))
-        run_tasks(client)
+        asyncio.run(run_tasks(stack))
         asyncio.run(publish_poison(rabbit.amqp_url,
                                    [environment["TASKS_QUEUE"], environment["RESULTS_QUEUE"]]))
         wait_for_scrapes_after(server, time.time() + 0.5, scrapes=3)

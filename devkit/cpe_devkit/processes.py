@@ -1,12 +1,20 @@
-"""Child processes the tests start themselves: each in its own session with its output in a log
-file, every wait bounded, ``stop()`` safe to call twice and ``close()`` the end of it; and the
-plain HTTP probes that tell when such a server is ready."""
+"""Child processes of the development kit: each in its own session with its output in a log
+file (or the launcher's terminal), every wait bounded, ``stop()`` safe to call twice and
+``close()`` the end of it; and the plain HTTP probes that tell when such a server is ready.
+
+A child may be tied to its launcher (``die_with_parent``): Linux then sends it SIGTERM when
+the launcher dies, however it dies, SIGKILL included (``PR_SET_PDEATHSIG``), so a killed
+``task dev`` never leaves a platform behind holding its ports.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def tail(log: Path | None, lines: int = 30) -> str:
@@ -39,7 +49,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
+            return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
@@ -52,13 +62,35 @@ def answers(url: str) -> bool:
         return False
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (elsewhere: nothing).
+
+    Called in the child between fork and exec, and by a launcher for itself. If the parent is
+    already gone by then, the signal would never come: the process sends it to itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent or parent == 1:
+        os.kill(os.getpid(), sig)
+
+
 @dataclass
 class Background:
-    """One command run in the background, started again at will; its log file is appended to
-    across restarts and closed by ``close()``."""
+    """One command run in the background, started again at will; its log file (``None``: the
+    launcher's own stdout and stderr) is appended to across restarts and closed by ``close()``.
+
+    ``die_with_parent`` ties the child to the thread that starts it (Linux's death signal
+    follows the forking thread): start such children from a thread that lives as long as they
+    should, the main thread of a launcher.
+    """
 
     name: str
-    log_file: Path
+    log_file: Path | None
+    die_with_parent: bool = False
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -66,17 +98,27 @@ class Background:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.process.pid
+
     def start(self, command: list[str], environment: Mapping[str, str] | None = None,
               cwd: Path | None = None) -> None:
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
-        if self._log is None:
+        if self._log is None and self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_file, "ab")  # closed by close()
         self.process = subprocess.Popen(
             command, env=None if environment is None else dict(environment), cwd=cwd,
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=None if self._log is None else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C or hang-up reaches the launcher only, which
+            # stops its children in order; a kill of the session reaches a child's helpers too.
             start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
 
     def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -86,17 +128,20 @@ class Background:
     def log_tail(self, lines: int = 30) -> str:
         return tail(self.log_file, lines)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
-        """Signal the process and wait for it; kill its whole session when it does not stop."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Signal the process and wait for it; kill its whole session when it does not stop.
+        Its exit code, or None when it was not running."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
+        if process is None:
+            return None
+        if process.poll() is not None:
+            return process.returncode
         process.send_signal(sig)
         try:
-            process.wait(timeout)
+            return process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+            return process.wait(timeout)
 
     def close(self) -> None:
         try:

@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.ports import free_port
-from tests.processes import Background, answers
+from .ports import free_port
+from .processes import Background, answers
 
 RABBITMQ_BOOT_SECONDS = 60.0
 RABBITMQCTL_SECONDS = 30.0

@@ -1,5 +1,5 @@
 """A redis-server of the fault tests' own, which they may stop and restart (the RabbitMQ node
-they restart is ``tests.rabbit_node.RabbitNode``).
+they restart is ``rabbit_node.RabbitNode``).
 
 It is not the machine's: it has its own port and directory, and keeps its data across a restart
 in an append-only file fsynced on every write, so a restart is the honest one a production
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from tests.ports import free_port
-from tests.processes import Background
+
+from .ports import free_port
+from .processes import Background
 
 
 @dataclass
