@@ -39,7 +39,7 @@ class RunningDev:
 
     @property
     def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.task.pid).children(recursive=True)
+        return list(psutil.Process(self.task.pid).children(recursive=True))
 
     @property
     def launcher(self) -> psutil.Process:

@@ -11,7 +11,7 @@ at the end of the run.
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from cpe_devkit.rabbit_node import RabbitNode
 from cpe_devkit.redis_server import RedisServer
 from tests.support.services import REPO
 
-from .harness import FaultPlatform, fault_environment
+from .harness import FaultPlatform, PlatformFactory, fault_environment
 from .ledger import Ledger
 
 REPORTS = REPO / "reports" / "faults"
@@ -63,9 +63,6 @@ def servers_up(rabbit_node: RabbitNode, redis_server: RedisServer) -> tuple[Rabb
         redis_server.stop()
         redis_server.start()
     return rabbit_node, redis_server
-
-
-PlatformFactory = Callable[..., Awaitable[FaultPlatform]]
 
 
 @pytest.fixture
@@ -118,7 +115,7 @@ def call_outcome(report: pytest.TestReport | None) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[None]:
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.fault_call_report = report  # type: ignore[attr-defined]

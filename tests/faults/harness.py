@@ -9,7 +9,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,14 @@ from cpe_devkit.rabbit_node import QueueDepth, RabbitNode
 from cpe_devkit.redis_server import RedisServer
 from cpe_devkit.run_data import delete_run_data
 from cpe_devkit.stack import Stack
+from provisioning.environment import Environment
 from provisioning.messaging import all_queues
+from provisioning.settings import RedisSettings
+from provisioning.store import TaskStore
 from tests.support.platforms import e2e_environment
 
 READY_SECONDS = 60.0
+STATUS_READ_BATCH = 500
 
 # Short delays and retries, so that a fault and its recovery fit in seconds.
 FAULT_DEFAULTS = {
@@ -48,15 +52,15 @@ def fault_environment(cert_dir: Path, rabbit: RabbitNode, redis: RedisServer, wo
                       overrides: Mapping[str, str]) -> dict[str, str]:
     """The e2e platform's environment, pointed at our own servers, with short delays."""
     settings = {**FAULT_DEFAULTS, **overrides}
-    return e2e_environment(
-        cert_dir,
-        worker_processes=int(settings.pop("WORKER_PROCESSES")),
-        REDIS_URL=redis.url,
-        AMQP_URL=rabbit.amqp_url,
-        # In the test's own directory, not /tmp: removed with it.
-        STUB_BEHAVIOUR_FILE=str(work_dir / "stub-behaviour.json"),
+    environment = e2e_environment(cert_dir, worker_processes=int(settings["WORKER_PROCESSES"]))
+    environment.update({
         **settings,
-    )
+        "REDIS_URL": redis.url,
+        "AMQP_URL": rabbit.amqp_url,
+        # In the test's own directory, not /tmp: removed with it.
+        "STUB_BEHAVIOUR_FILE": str(work_dir / "stub-behaviour.json"),
+    })
+    return environment
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+            return bool(psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE)
         except psutil.NoSuchProcess:
             return False
 
@@ -156,6 +160,17 @@ class FaultPlatform:
             if time.monotonic() > deadline:
                 raise AssertionError(f"/health did not answer {status} within {timeout} s")
             await asyncio.sleep(0.2)
+
+    async def statuses(self, task_ids: Sequence[str]) -> dict[str, str | None]:
+        """Each task's status as the store reads it now (None where there is no record)."""
+        found: dict[str, str | None] = {}
+        async with TaskStore(RedisSettings.from_env(Environment(self.environment))) as store:
+            for start in range(0, len(task_ids), STATUS_READ_BATCH):
+                chunk = task_ids[start:start + STATUS_READ_BATCH]
+                records = await store.get_many(chunk)
+                found.update((task_id, None if record is None else record.status.value)
+                             for task_id, record in zip(chunk, records, strict=True))
+        return found
 
     # -- metrics ----------------------------------------------------------------------------------
 
@@ -301,3 +316,7 @@ class FaultPlatform:
         """Ids of the tasks the component logged a message starting with ``message_start`` for."""
         return {entry["task_id"] for entry in self.log_entries(component)
                 if "task_id" in entry and entry["message"].startswith(message_start)}
+
+
+# ``start_platform(**overrides)``: a started FaultPlatform, stopped after the test.
+PlatformFactory = Callable[..., Awaitable[FaultPlatform]]

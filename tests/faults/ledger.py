@@ -15,18 +15,19 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from cpe_devkit.client import Client
-from provisioning import names
 
 FINAL = frozenset({"completed", "failed"})
 SETTLE_POLL_SECONDS = 0.5
+# Each task's status as the store reads it now (None where there is no record).
+StatusReader = Callable[[list[str]], Awaitable[dict[str, str | None]]]
 
 
 def equipment() -> str:
@@ -101,21 +102,17 @@ class Ledger:
 
     # -- what became of them ------------------------------------------------------------------
 
-    async def settle(self, redis_url: str, key_prefix: str, *, timeout: float) -> None:
+    async def settle(self, read_statuses: StatusReader, *, timeout: float) -> None:
         """Wait until every accepted task is final in the store, or ``timeout`` runs out."""
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
         deadline = time.monotonic() + timeout
         self.settled = True
-        try:
-            while True:
-                self.statuses = await read_statuses(client, key_prefix, list(self.accepted))
-                if all(status in FINAL for status in self.statuses.values()):
-                    return
-                if time.monotonic() > deadline:
-                    return
-                await asyncio.sleep(SETTLE_POLL_SECONDS)
-        finally:
-            await client.aclose()
+        while True:
+            self.statuses = await read_statuses(list(self.accepted))
+            if all(status in FINAL for status in self.statuses.values()):
+                return
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def answers(self, client: Client) -> Counter[str]:
         """What Service B's GET answers for every accepted task, counted by answer."""
@@ -170,17 +167,3 @@ class Ledger:
                     "seconds": round(time.monotonic() - self.started, 1), **self.figures()}
         path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
         return path
-
-
-async def read_statuses(client: aioredis.Redis, key_prefix: str, task_ids: list[str]
-                        ) -> dict[str, str | None]:
-    """The status field of each task's record (None when there is no record)."""
-    statuses: dict[str, str | None] = {}
-    for start in range(0, len(task_ids), 500):
-        chunk = task_ids[start:start + 500]
-        async with client.pipeline(transaction=False) as pipe:
-            for task_id in chunk:
-                pipe.hget(f"{key_prefix}{names.TASK_KEY}{task_id}", "status")
-            found = await pipe.execute()
-        statuses.update(zip(chunk, found, strict=True))
-    return statuses

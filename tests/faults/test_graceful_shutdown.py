@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from .harness import FaultPlatform
+from .harness import FaultPlatform, PlatformFactory
 from .ledger import Ledger
 
 TASKS = 200
@@ -31,14 +31,14 @@ def logged_counts(platform: FaultPlatform, component: str, pattern: str) -> list
 
 
 async def settle(platform: FaultPlatform, ledger: Ledger) -> None:
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=60)
+    await ledger.settle(platform.statuses, timeout=60)
 
 
 @pytest.mark.parametrize(("grace", "held_tasks_finish"), [("10", True), ("0.5", False)],
                          ids=["grace-longer-than-a-call", "grace-shorter-than-a-call"])
 @pytest.mark.timeout(120)
 async def test_sigterm_to_the_worker_pool_mid_load_loses_no_task_and_leaves_none_unacked(
-    start_platform, ledger: Ledger, grace: str, held_tasks_finish: bool
+    start_platform: PlatformFactory, ledger: Ledger, grace: str, held_tasks_finish: bool
 ) -> None:
     platform = await start_platform(STUB_DELAY_SECONDS=STUB_DELAY,
                                     WORKER_SHUTDOWN_GRACE_SECONDS=grace)
@@ -79,7 +79,7 @@ async def test_sigterm_to_the_worker_pool_mid_load_loses_no_task_and_leaves_none
 
 @pytest.mark.timeout(120)
 async def test_sigterm_to_service_b_mid_load_loses_no_accepted_task_and_leaves_none_unacked(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(STUB_DELAY_SECONDS=STUB_DELAY)
     stop_load = asyncio.Event()

@@ -26,7 +26,7 @@ from provisioning.models import (
     parse_provisioning_request,
 )
 
-from .harness import FaultPlatform
+from .harness import FaultPlatform, PlatformFactory
 from .ledger import Ledger, equipment
 
 COMPLETED = "200 200 Completed"
@@ -55,7 +55,7 @@ def a_result(task_id: str | None = None, equipment_id: str | None = None,
 
 async def one_task_completes(platform: FaultPlatform, ledger: Ledger) -> str:
     [task_id] = await ledger.create_many(platform.client, 1)
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=20)
+    await ledger.settle(platform.statuses, timeout=20)
     assert ledger.statuses[task_id] == "completed"
     return task_id
 
@@ -64,7 +64,7 @@ async def task_record(platform: FaultPlatform, task_id: str) -> dict[str, Any]:
     client = aioredis.Redis.from_url(platform.redis.url, decode_responses=True)
     try:
         key = f"{platform.environment['REDIS_KEY_PREFIX']}{names.TASK_KEY}{task_id}"
-        return dict(await client.hgetall(key))  # type: ignore[misc]
+        return {str(name): value for name, value in (await client.hgetall(key)).items()}
     finally:
         await client.aclose()
 
@@ -74,7 +74,7 @@ async def task_record(platform: FaultPlatform, task_id: str) -> dict[str, Any]:
                          ids=["tasks-queue", "results-queue"])
 @pytest.mark.timeout(60)
 async def test_poison_is_dead_lettered_at_once_and_the_consumer_keeps_going(
-    start_platform, ledger: Ledger, queue_variable: str, consumer: str
+    start_platform: PlatformFactory, ledger: Ledger, queue_variable: str, consumer: str
 ) -> None:
     platform = await start_platform(MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
                                     QUEUE_DELIVERY_LIMIT="20")
@@ -101,7 +101,7 @@ async def test_poison_is_dead_lettered_at_once_and_the_consumer_keeps_going(
 
 
 @pytest.mark.timeout(60)
-async def test_a_duplicated_result_changes_nothing(start_platform, ledger: Ledger) -> None:
+async def test_a_duplicated_result_changes_nothing(start_platform: PlatformFactory, ledger: Ledger) -> None:
     platform = await start_platform()
     task_id = await one_task_completes(platform, ledger)
     equipment_id = ledger.accepted[task_id]
@@ -124,7 +124,7 @@ async def test_a_duplicated_result_changes_nothing(start_platform, ledger: Ledge
 
 @pytest.mark.timeout(60)
 async def test_a_duplicated_task_for_a_finished_task_does_not_call_service_a_again(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform()
     task_id = await one_task_completes(platform, ledger)

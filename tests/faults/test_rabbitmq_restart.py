@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from provisioning import names
 
-from .harness import FaultPlatform
+from .harness import FaultPlatform, PlatformFactory
 from .ledger import Ledger
 
 LOAD_PER_SECOND = 15
@@ -31,10 +31,10 @@ async def task_records(platform: FaultPlatform) -> dict[str, tuple[str, str]]:
     prefix = f"{platform.environment['REDIS_KEY_PREFIX']}{names.TASK_KEY}"
     client = aioredis.Redis.from_url(platform.redis.url, decode_responses=True)
     try:
-        records = {}
+        records: dict[str, tuple[str, str]] = {}
         async for key in client.scan_iter(match=f"{prefix}*"):
             status, failure = await client.hmget(key, "status", "failure")
-            records[key.removeprefix(prefix)] = (status, failure or "")
+            records[str(key).removeprefix(prefix)] = (str(status), str(failure or ""))
         return records
     finally:
         await client.aclose()
@@ -42,7 +42,7 @@ async def task_records(platform: FaultPlatform) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.timeout(150)
 async def test_rabbitmq_restart_refuses_creates_while_down_and_every_accepted_task_finishes(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(STUB_DELAY_SECONDS="1")
     stop_load = asyncio.Event()
@@ -66,7 +66,7 @@ async def test_rabbitmq_restart_refuses_creates_while_down_and_every_accepted_ta
         await asyncio.wait_for(load, 60)
     accepted_after = len(ledger.accepted) - accepted_at_recovery
 
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=60)
+    await ledger.settle(platform.statuses, timeout=60)
     answers = await ledger.answers(platform.client)
     records = await task_records(platform)
     depths = await platform.wait_queues_empty(timeout=20, dead_letters=False)

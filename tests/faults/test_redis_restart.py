@@ -15,10 +15,9 @@ import uuid
 from collections import Counter
 
 import pytest
-import redis.asyncio as aioredis
 
-from .harness import FaultPlatform
-from .ledger import Ledger, equipment, read_statuses
+from .harness import FaultPlatform, PlatformFactory
+from .ledger import Ledger, equipment
 
 TASKS_BEFORE = 60
 TASKS_WHILE_DOWN = 5
@@ -29,18 +28,14 @@ TASK_NOT_FOUND = (404, {"code": 404, "message": "The requested task is not found
 
 async def wait_running(platform: FaultPlatform, task_ids: list[str], timeout: float) -> None:
     """Wait until no task is pending any more: each is at Service A, or past it."""
-    client = aioredis.Redis.from_url(platform.redis.url, decode_responses=True)
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            statuses = await read_statuses(client, platform.environment["REDIS_KEY_PREFIX"], task_ids)
-            if all(status != "pending" for status in statuses.values()):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"tasks still pending after {timeout} s")
-            await asyncio.sleep(0.1)
-    finally:
-        await client.aclose()
+    while True:
+        statuses = await platform.statuses(task_ids)
+        if all(status != "pending" for status in statuses.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"tasks still pending after {timeout} s")
+        await asyncio.sleep(0.1)
 
 
 async def restart_redis(platform: FaultPlatform) -> float:
@@ -54,7 +49,7 @@ async def restart_redis(platform: FaultPlatform) -> float:
 
 @pytest.mark.timeout(120)
 async def test_redis_restart_loses_no_task_and_results_wait_until_it_is_back(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(STUB_DELAY_SECONDS="2")
     service_b = platform.stack.processes["api"]
@@ -72,7 +67,7 @@ async def test_redis_restart_loses_no_task_and_results_wait_until_it_is_back(
     await platform.wait_health(200, timeout=30)
     outage = time.monotonic() - outage_started
 
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=60)
+    await ledger.settle(platform.statuses, timeout=60)
     depths = await platform.wait_queues_empty(timeout=20)
     ledger.note(
         outage_seconds=round(outage, 1),
@@ -94,7 +89,7 @@ async def test_redis_restart_loses_no_task_and_results_wait_until_it_is_back(
 
 @pytest.mark.timeout(90)
 async def test_service_b_answers_every_request_as_soon_as_redis_is_back(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform()
     client = platform.client

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .harness import FaultPlatform
+from .harness import FaultPlatform, PlatformFactory
 from .ledger import Ledger
 
 ATTEMPTS = 6
@@ -34,12 +34,12 @@ RETRIES = "provisioning_service_a_retries_total"
 
 
 async def settle(platform: FaultPlatform, ledger: Ledger, timeout: float = 45) -> None:
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=timeout)
+    await ledger.settle(platform.statuses, timeout=timeout)
 
 
 @pytest.mark.timeout(90)
 async def test_tasks_complete_when_service_a_answers_500_for_a_while_within_the_retry_budget(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(**SERVICE_A_FAULTS)
     await platform.stub_behaviour(failureRatio=1)
@@ -65,7 +65,7 @@ async def test_tasks_complete_when_service_a_answers_500_for_a_while_within_the_
 
 @pytest.mark.timeout(90)
 async def test_tasks_fail_with_500_when_service_a_answers_500_past_the_retry_budget(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(**SERVICE_A_FAULTS)
     await platform.stub_behaviour(failureRatio=1)
@@ -89,7 +89,7 @@ async def test_tasks_fail_with_500_when_service_a_answers_500_past_the_retry_bud
 
 @pytest.mark.timeout(90)
 async def test_tasks_complete_when_service_a_is_slower_than_the_call_timeout_for_a_while(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(**SERVICE_A_FAULTS)
     await platform.stub_behaviour(delaySeconds=5)
@@ -116,7 +116,7 @@ async def test_tasks_complete_when_service_a_is_slower_than_the_call_timeout_for
 
 @pytest.mark.timeout(90)
 async def test_tasks_complete_when_service_a_is_down_and_comes_back_on_the_same_port(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(**SERVICE_A_FAULTS)
     outage_started = time.monotonic()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .harness import FaultPlatform, WorkerProcess
+from .harness import FaultPlatform, PlatformFactory, WorkerProcess
 from .ledger import Ledger
 
 TASKS = 100
@@ -46,7 +46,7 @@ def redelivered_tasks(platform: FaultPlatform) -> int:
 
 @pytest.mark.timeout(120)
 async def test_a_worker_killed_with_tasks_in_flight_loses_none_and_completes_none_unanswered(
-    start_platform, ledger: Ledger
+    start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     platform = await start_platform(STUB_DELAY_SECONDS="2", WORKER_PROCESSES="2")
     await ledger.create_many(platform.client, TASKS)
@@ -56,7 +56,7 @@ async def test_a_worker_killed_with_tasks_in_flight_loses_none_and_completes_non
     platform.kill(victim, signal.SIGKILL)
     replacement = await platform.wait_workers(2, timeout=30, without=[victim.pid])
 
-    await ledger.settle(platform.redis.url, platform.environment["REDIS_KEY_PREFIX"], timeout=60)
+    await ledger.settle(platform.statuses, timeout=60)
     successes = await platform.stub_answers("success")
     answers = await ledger.answers(platform.client)
     depths = await platform.wait_queues_empty(timeout=15)

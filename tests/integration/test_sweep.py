@@ -42,7 +42,7 @@ def names_of(environment: dict[str, str]) -> list[str]:
 
 
 def test_the_session_sweeps_the_one_prefix_the_kit_names_everything_under() -> None:
-    assert tests.conftest.RUN_PREFIX is kit.RUN_PREFIX
+    assert vars(tests.conftest)["RUN_PREFIX"] is kit.RUN_PREFIX
     loaded_twice = [name for name, module in sys.modules.items()
                     if name != "tests.conftest" and getattr(module, "__file__", None) == tests.conftest.__file__]
     assert loaded_twice == []

@@ -165,7 +165,7 @@ async def test_messaging_spans_follow_the_rabbitmq_conventions(
         assert attributes["messaging.message.id"] == task_id
     assert dict(publish.attributes or {})["messaging.operation.name"] == "publish"
     assert dict(process.attributes or {})["messaging.operation.name"] == "process"
-    assert int(dict(process.attributes or {})["messaging.rabbitmq.message.delivery_tag"]) >= 1
+    assert int(str(dict(process.attributes or {})["messaging.rabbitmq.message.delivery_tag"])) >= 1
 
 
 async def test_no_span_carries_the_device_password(

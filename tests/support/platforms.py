@@ -17,7 +17,9 @@ def e2e_environment(cert_dir: Path, *, api_workers: int = 1, stub_workers: int =
                     worker_processes: int = 2, **overrides: str) -> dict[str, str]:
     """A throwaway platform's environment (``cpe_devkit.environment.platform_environment``)
     with the end-to-end settings, then ``overrides``."""
-    settings = {
+    environment = platform_environment(cert_dir, tag="e2e", api_workers=api_workers,
+                                       stub_workers=stub_workers, worker_processes=worker_processes)
+    environment.update({
         "STUB_DELAY_SECONDS": str(STUB_DELAY_SECONDS),
         "STUB_FAIL_IDS": FAILING_ID,
         "STUB_UNKNOWN_IDS": UNKNOWN_ID,
@@ -26,7 +28,5 @@ def e2e_environment(cert_dir: Path, *, api_workers: int = 1, stub_workers: int =
         "OTEL_SDK_DISABLED": "false",
         "LOG_LEVEL": "INFO",
         **overrides,
-    }
-    return platform_environment(cert_dir, tag="e2e", api_workers=api_workers,
-                                stub_workers=stub_workers, worker_processes=worker_processes,
-                                **settings)
+    })
+    return environment

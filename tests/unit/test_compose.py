@@ -531,7 +531,7 @@ def test_every_dashboard_has_a_unique_uid_and_title(dashboards: dict[str, dict[s
     assert len(set(uids)) == len(uids), f"duplicate uid among {uids}"
     assert len(set(titles)) == len(titles), f"duplicate title among {titles}"
     # A provisioned dashboard keeps its URL only while its uid is fixed and valid.
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,40}", uid) for uid in uids)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,40}", str(uid)) for uid in uids)
 
 
 def test_every_dashboard_refers_to_provisioned_data_sources_by_uid(
