@@ -2,7 +2,8 @@
 
 One ``LoadTestShape`` class, ``ScenarioShape``, whose mode comes from ``--shape`` (or
 ``LOAD_SHAPE``), so that the same locustfile serves every shape and the web UI's class picker
-can still choose "Default" (no shape at all).
+can still choose "Default" (no shape at all). It reads Locust's parsed options from its
+runner's environment at every tick, never a copy kept elsewhere.
 
 Counts are in *tasks in flight*, not users: each ``ProvisioningUser`` holds exactly one task at
 a time, so N tasks need N provisioning users, and with the other weighted scenarios beside them
@@ -27,6 +28,15 @@ from typing import Any
 from locust import LoadTestShape
 
 SHAPES = ("constant", "ramp", "rate", "burst")
+
+
+def task_pacing(options: Any) -> float:
+    """Seconds between the starts of one provisioning user's tasks: ``--pacing``, or, for the
+    rate shape, long enough that a task ends before the next starts (else back to back).
+    The rate shape and the provisioning users both pace by it."""
+    if options.pacing >= 0:
+        return float(options.pacing)
+    return 1.5 * max(options.expected_seconds, 0.0) + 10 if options.shape == "rate" else 0.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class ShapeOptions:
             hold_seconds=options.hold_seconds,
             rate=options.rate,
             rate_seconds=options.rate_seconds,
-            pacing=options.pacing,
+            pacing=task_pacing(options),
             burst_tasks=options.burst_tasks,
             burst_at=options.burst_at,
             burst_hold=options.burst_hold,
@@ -120,7 +130,7 @@ class ScenarioShape(LoadTestShape):
             return None
         parsed = environment.parsed_options
         options = ShapeOptions.from_parsed(parsed)
-        wanted = plan(options, self.get_run_time())
+        wanted = plan(options, self.get_run_time())  # type: ignore[no-untyped-call]  # Locust's own
         if wanted is None or options.shape == "constant":
             return wanted
         tasks, spawn_rate = wanted

@@ -1,0 +1,11 @@
+"""What ``loadtest/locustfile.py``'s users build on; the users themselves stay in the locustfile.
+
+    options        the scenarios' options (``LOAD_*``) and ``RunConfig``, resolved per environment
+    contract       Service B's paths, messages and bodies; the names of the reported entries
+    journey        one task's whole journey: create, follow, judge, report (``TaskJourney``)
+    stub_schedule  faults at run time through the stub's admin endpoint, and their timeline
+    shapes         the load shapes (constant, ramp, steady rate, burst)
+
+It imports Locust and the standard library only, never the platform: the compose file's
+Locust image mounts ``loadtest/`` alone.
+"""

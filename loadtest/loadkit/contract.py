@@ -1,0 +1,75 @@
+"""What the scenarios know of Service B's contract: paths, messages, bodies, and the names
+under which Locust reports requests and whole tasks.
+
+Locust's helper package must not import the platform: the Locust image of the compose file
+mounts ``loadtest/`` alone, so the contract is written down here from the README.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+# Request entries, one per endpoint whatever the ids.
+CREATE = "POST /api/v1/equipment/cpe/[id]"
+STATUS = "GET /api/v1/equipment/cpe/[id]/task/[task]"
+# Whole-task entries ("task e2e ..."): tests/load reads them by these names.
+TASK_E2E = "task e2e"
+TASK_INJECTED = "task e2e injected failure"
+TASK_INTERRUPTED = "task e2e interrupted"
+TASK_FAIL_ID = "task e2e fail-id"
+TASK_UNKNOWN_ID = "task e2e unknown-id"
+
+COMPLETED = "Completed"
+STILL_RUNNING = "Task is still running"
+INTERNAL_ERROR = "Internal provisioning exception"
+EQUIPMENT_NOT_FOUND = "The requested equipment is not found"
+TASK_NOT_FOUND = "The requested task is not found"
+
+# How a task for an id the stub fails on purpose ends: (HTTP status, message).
+KNOWN_FAULT_ANSWERS = {
+    TASK_FAIL_ID: (500, INTERNAL_ERROR),
+    TASK_UNKNOWN_ID: (404, EQUIPMENT_NOT_FOUND),
+}
+
+
+def create_path(equipment_id: str) -> str:
+    return f"/api/v1/equipment/cpe/{equipment_id}"
+
+
+def status_path(equipment_id: str, task_id: str) -> str:
+    return f"/api/v1/equipment/cpe/{equipment_id}/task/{task_id}"
+
+
+def provisioning_body(password: str = "load-test-secret") -> dict[str, Any]:
+    return {
+        "timeoutInSeconds": 14,
+        "parameters": {"username": "admin", "password": password, "vlan": 534, "interfaces": [1, 2, 3, 4]},
+    }
+
+
+def fresh_equipment_id() -> str:
+    return f"CPE{uuid.uuid4().hex[:12].upper()}"
+
+
+def json_object(content: bytes | None) -> dict[str, Any]:
+    """A response body as a JSON object; empty when it is none."""
+    try:
+        body = json.loads(content or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def is_still_running(status: int, answer: dict[str, Any]) -> bool:
+    return status == 200 and answer.get("code") == 204
+
+
+def status_in_contract(status: int, answer: dict[str, Any]) -> bool:
+    """Whether a status read got one of the answers the contract promises."""
+    return (
+        (status == 200 and answer.get("code") in (200, 204))
+        or (status == 500 and answer.get("message") == INTERNAL_ERROR)
+        or (status == 404 and answer.get("message") in (EQUIPMENT_NOT_FOUND, TASK_NOT_FOUND))
+    )

@@ -1,0 +1,164 @@
+"""One task's whole journey as a client lives it: create, poll like a sensible client until it
+is final, and report the whole task as one ``task e2e ...`` entry with its end-to-end time.
+
+Every scenario that follows tasks goes through ``TaskJourney.run``; what differs between them
+is only the verdict on the final answer (a ``Judge``). A task not created, not final by its
+deadline, or cut short by the end of the run is always reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gevent
+
+from .contract import (
+    CREATE,
+    KNOWN_FAULT_ANSWERS,
+    STATUS,
+    TASK_E2E,
+    TASK_INJECTED,
+    TASK_INTERRUPTED,
+    create_path,
+    is_still_running,
+    json_object,
+    provisioning_body,
+    status_in_contract,
+    status_path,
+)
+from .entries import report_entry
+from .options import RunConfig
+from .stub_schedule import BehaviourTimeline
+
+
+class TaskFailed(Exception):
+    """A task that ended otherwise than the scenario expected, or not in time."""
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    """The status read that ended a task's polling, and when the task ran (wall clock)."""
+
+    status: int
+    answer: dict[str, Any]
+    created_at: float
+    ended_at: float
+
+
+class Verdict(NamedTuple):
+    entry: str  # the Locust entry the task is reported under
+    error: Exception | None  # None: a success
+
+
+Judge = Callable[[FinalAnswer], Verdict]
+
+
+def provisioning_judge(timeline: BehaviourTimeline) -> Judge:
+    """A valid id's task must complete; a 500 while the stub injected failures is expected."""
+
+    def judge(final: FinalAnswer) -> Verdict:
+        if final.status == 200 and final.answer.get("code") == 200:
+            return Verdict(TASK_E2E, None)
+        if final.status == 500 and timeline.failures_injected_around(final.created_at, final.ended_at):
+            return Verdict(TASK_INJECTED, None)
+        return Verdict(TASK_E2E, TaskFailed(f"ended {final.status} {final.answer.get('message')}"))
+
+    return judge
+
+
+def known_fault_judge(entry: str) -> Judge:
+    """A task for an id the stub fails on purpose must end with that fault's answer."""
+    expected_status, expected_message = KNOWN_FAULT_ANSWERS[entry]
+
+    def judge(final: FinalAnswer) -> Verdict:
+        if final.status == expected_status and final.answer.get("message") == expected_message:
+            return Verdict(entry, None)
+        return Verdict(entry, TaskFailed(f"expected {expected_status}, ended {final.status} {final.answer}"))
+
+    return judge
+
+
+class TaskJourney:
+    """Service B's create and status calls over a user's Locust client, and whole tasks."""
+
+    def __init__(self, client: Any, events: Any, config: RunConfig, timeline: BehaviourTimeline) -> None:
+        self.client = client
+        self.events = events
+        self.config = config
+        self.timeline = timeline
+
+    def create(self, equipment_id: str, body: Any = None) -> str | None:
+        """POST a task; the task id, or None when the API did not take it (a failed request)."""
+        payload = provisioning_body() if body is None else body
+        with self.client.post(create_path(equipment_id), json=payload, name=CREATE,
+                              catch_response=True) as response:
+            answer = json_object(response.content)
+            task_id = answer.get("taskId")
+            if response.status_code == 200 and answer.get("code") == 200 and isinstance(task_id, str):
+                response.success()
+                return task_id
+            response.failure(f"create answered {response.status_code} {answer or response.text!r}")
+            return None
+
+    def poll(self, equipment_id: str, task_id: str) -> tuple[int, dict[str, Any]]:
+        """One status read, a success when it got an answer of the contract."""
+        path = status_path(equipment_id, task_id)
+        with self.client.get(path, name=STATUS, catch_response=True) as response:
+            answer = json_object(response.content)
+            status = response.status_code
+            if status_in_contract(status, answer):
+                response.success()
+            else:
+                response.failure(f"status answered {status} {answer or response.text!r}")
+            return status, answer
+
+    def first_poll_seconds(self) -> float:
+        """``--first-poll``, else the stub's delay as last heard, else the expected duration."""
+        if self.config.first_poll is not None:
+            return self.config.first_poll
+        known = self.timeline.delay_seconds
+        return known if known is not None else self.config.expected_seconds
+
+    def follow(self, equipment_id: str, task_id: str, created: float, deadline: float
+               ) -> tuple[int, dict[str, Any]] | None:
+        """Poll like a sensible client until the task is final; None when the deadline
+        (seconds after ``created``, monotonic) passed first."""
+        gevent.sleep(max(created + self.first_poll_seconds() - time.monotonic(), 0))
+        while True:
+            status, answer = self.poll(equipment_id, task_id)
+            if status != 0 and not is_still_running(status, answer):
+                return status, answer
+            left = created + deadline - time.monotonic()
+            if left <= 0:
+                return None
+            gevent.sleep(min(self.config.poll_interval, left))
+
+    def report(self, entry: str, started: float, error: Exception | None) -> None:
+        report_entry(self.events, "TASK", entry, started, error=error)
+
+    def run(self, entry: str, equipment_id: str, deadline: float, judge: Judge, *,
+            created: Callable[[str, str], None] | None = None) -> None:
+        """One whole task under ``entry``: created (then ``created(equipment_id, task_id)``),
+        followed until final or ``deadline`` seconds, judged, reported."""
+        started = time.monotonic()
+        created_at = time.time()
+        task_id = self.create(equipment_id)
+        if task_id is None:
+            self.report(entry, started, TaskFailed("not created"))
+            return
+        if created is not None:
+            created(equipment_id, task_id)
+        try:
+            final = self.follow(equipment_id, task_id, started, deadline)
+        except BaseException as stop:  # GreenletExit when Locust stops this user mid-task
+            interrupted = TaskFailed(f"stopped while running ({type(stop).__name__})")
+            self.report(TASK_INTERRUPTED, started, interrupted)
+            raise
+        if final is None:
+            self.report(entry, started, TaskFailed(f"not final after {deadline:.0f}s"))
+            return
+        verdict = judge(FinalAnswer(*final, created_at=created_at, ended_at=time.time()))
+        self.report(verdict.entry, started, verdict.error)
