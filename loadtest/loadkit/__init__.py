@@ -4,6 +4,7 @@
     contract       Service B's paths, messages and bodies; the names of the reported entries
     journey        one task's whole journey: create, follow, judge, report (``TaskJourney``)
     stub_schedule  faults at run time through the stub's admin endpoint, and their timeline
+    entries        entries of Locust's statistics that are not its own requests (tasks, admin calls)
     shapes         the load shapes (constant, ramp, steady rate, burst)
 
 It imports Locust and the standard library only, never the platform: the compose file's
