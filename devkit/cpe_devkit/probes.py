@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiormq
 from aiormq import spec
+from aiormq.exceptions import ChannelNotFoundEntity
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisioning.messaging import dead_letter_queue
@@ -49,6 +50,28 @@ async def queue_state(amqp_url: str, queue: str) -> tuple[int, int]:
         channel = await connection.channel()
         declared = await channel.queue_declare(queue, passive=True)
         return int(declared.message_count or 0), int(declared.consumer_count or 0)
+    finally:
+        await connection.close()
+
+
+async def queue_exists(amqp_url: str, queue: str) -> bool:
+    connection = await aiormq.connect(amqp_url)
+    try:
+        await (await connection.channel()).queue_declare(queue, passive=True)
+        return True
+    except ChannelNotFoundEntity:
+        return False
+    finally:
+        await connection.close()
+
+
+async def declare_queues(amqp_url: str, queues: Sequence[str]) -> None:
+    """Declare plain durable queues (as a stray client, or a leak, would leave them)."""
+    connection = await aiormq.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in queues:
+            await channel.queue_declare(queue, durable=True)
     finally:
         await connection.close()
 

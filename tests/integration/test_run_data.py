@@ -3,44 +3,21 @@ one else's, and the platform's own names are refused."""
 
 from __future__ import annotations
 
-import aiormq
 import pytest
 import redis.asyncio as aioredis
-from aiormq.exceptions import ChannelNotFoundEntity
 
 from cpe_devkit.environment import MACHINE_AMQP_URL as AMQP_URL
 from cpe_devkit.environment import MACHINE_REDIS_URL as REDIS_URL
 from cpe_devkit.environment import isolated_environment
+from cpe_devkit.probes import declare_queues, queue_exists
 from cpe_devkit.run_data import NotAThrowawayRun, delete_run_data
 from provisioning.messaging import all_queues
-
-
-async def queue_exists(queue: str) -> bool:
-    connection = await aiormq.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        await channel.queue_declare(queue, passive=True)
-        return True
-    except ChannelNotFoundEntity:
-        return False
-    finally:
-        await connection.close()
-
-
-async def declare(queues: list[str]) -> None:
-    connection = await aiormq.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for queue in queues:
-            await channel.queue_declare(queue, durable=True)
-    finally:
-        await connection.close()
 
 
 async def test_a_runs_keys_and_queues_with_their_dead_letter_queues_are_deleted_and_no_others() -> None:
     run, neighbour = isolated_environment("data"), isolated_environment("data")
     queues = all_queues(run["TASKS_QUEUE"], run["RESULTS_QUEUE"])
-    await declare([*queues, neighbour["TASKS_QUEUE"]])
+    await declare_queues(AMQP_URL, [*queues, neighbour["TASKS_QUEUE"]])
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
         await client.mset({f"{run['REDIS_KEY_PREFIX']}task:{n}": "x" for n in range(7000)})
@@ -49,9 +26,9 @@ async def test_a_runs_keys_and_queues_with_their_dead_letter_queues_are_deleted_
         await delete_run_data(run)
 
         assert [key async for key in client.scan_iter(match=f"{run['REDIS_KEY_PREFIX']}*")] == []
-        assert [await queue_exists(queue) for queue in queues] == [False] * 4
+        assert [await queue_exists(AMQP_URL, queue) for queue in queues] == [False] * 4
         assert await client.get(f"{neighbour['REDIS_KEY_PREFIX']}task:1") == b"kept"
-        assert await queue_exists(neighbour["TASKS_QUEUE"])
+        assert await queue_exists(AMQP_URL, neighbour["TASKS_QUEUE"])
     finally:
         await delete_run_data(neighbour)
         await client.aclose()

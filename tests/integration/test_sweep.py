@@ -14,13 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import aiormq
 import pytest
 import redis.asyncio as aioredis
-from aiormq.exceptions import ChannelNotFoundEntity
 
 import tests.conftest
 from cpe_devkit import environment as kit
+from cpe_devkit.probes import declare_queues, queue_exists
 from cpe_devkit.run_data import sweep
 from provisioning.messaging import dead_letter_queue
 from tests.support.platforms import e2e_environment
@@ -62,13 +61,7 @@ def leak_and_sweep() -> tuple[list[str], list[str], int, int]:
         environments = [build() for build in ENVIRONMENTS.values()]
         queues = [dead_letter_queue(env["TASKS_QUEUE"]) for env in environments]
         keys = [f"{env['REDIS_KEY_PREFIX']}task:leaked" for env in environments]
-        connection = await aiormq.connect(kit.MACHINE_AMQP_URL)
-        try:
-            channel = await connection.channel()
-            for queue in queues:
-                await channel.queue_declare(queue, durable=True)
-        finally:
-            await connection.close()
+        await declare_queues(kit.MACHINE_AMQP_URL, queues)
         client = aioredis.Redis.from_url(kit.MACHINE_REDIS_URL)
         try:
             await client.mset(dict.fromkeys(keys, "leaked"))
@@ -80,23 +73,12 @@ def leak_and_sweep() -> tuple[list[str], list[str], int, int]:
     return asyncio.run(run())
 
 
-async def queue_exists(queue: str) -> bool:
-    connection = await aiormq.connect(kit.MACHINE_AMQP_URL)
-    try:
-        await (await connection.channel()).queue_declare(queue, passive=True)
-        return True
-    except ChannelNotFoundEntity:
-        return False
-    finally:
-        await connection.close()
-
-
 async def test_a_queue_and_a_key_leaked_under_every_environments_names_are_swept() -> None:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
         queues, keys, swept_queues, swept_keys = await asyncio.wrap_future(process.submit(leak_and_sweep))
 
     assert (swept_queues, swept_keys) == (len(ENVIRONMENTS), len(ENVIRONMENTS))
-    assert [queue for queue in queues if await queue_exists(queue)] == []
+    assert [queue for queue in queues if await queue_exists(kit.MACHINE_AMQP_URL, queue)] == []
     client = aioredis.Redis.from_url(kit.MACHINE_REDIS_URL)
     try:
         assert await client.exists(*keys) == 0

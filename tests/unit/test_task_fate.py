@@ -1,6 +1,6 @@
 """A task message's fate in the worker, with fakes at the edges (store, broker, Service A).
 
-The fakes are typed against the Protocols ``TaskProcessor`` depends on (``provisioning.ports``),
+The fakes are typed against the Protocols ``TaskProcessor`` depends on (``provisioning.collaborators``),
 so mypy checks them against the real collaborators' contracts.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from provisioning.backoff import Backoff
+from provisioning.collaborators import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from provisioning.errors import (
     BrokerUnavailable,
     ServiceAFinalError,
@@ -25,7 +26,6 @@ from provisioning.models import (
     TaskMessage,
     TaskStatus,
 )
-from provisioning.ports import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from provisioning.store import Transition, TransitionOutcome
 from provisioning.telemetry.metrics import WorkerMetrics
 from provisioning.worker.consumer import TaskProcessor

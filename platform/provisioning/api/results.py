@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
+from ..collaborators import InboundDelivery, TaskTransitions
 from ..errors import InvalidMessage
 from ..models import ResultMessage, TaskStatus
-from ..ports import InboundDelivery, TaskTransitions
 from ..store import Transition, TransitionOutcome, until_available
 from ..telemetry.metrics import ApiMetrics, exemplar
 from ..telemetry.tracing import annotate

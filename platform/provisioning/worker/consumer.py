@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..backoff import Backoff
+from ..collaborators import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from ..errors import (
     BrokerUnavailable,
     InvalidMessage,
@@ -26,7 +27,6 @@ from ..errors import (
     ServiceATransientError,
 )
 from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
-from ..ports import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from ..store import STORE_RETRY, TransitionOutcome, until_available
 from ..telemetry.metrics import WorkerMetrics, exemplar
 from ..telemetry.tracing import annotate
