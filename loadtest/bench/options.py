@@ -102,7 +102,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="seconds after the expected end a task may still finish before it counts "
                              "as lost (BENCH_SETTLE, 120)")
     parser.add_argument("--profile", type=float, default=float(get("BENCH_PROFILE", "0")), metavar="SECONDS",
-                        help="record py-spy profiles (pip install py-spy) of every platform process for "
+                        help="record py-spy profiles (py-spy comes with the dev extra) of every platform process for "
                              "this many seconds from the start of each run's load; summaries go into the "
                              "report")
     parser.add_argument("--platform-env", action="append", default=[], metavar="NAME=VALUE",

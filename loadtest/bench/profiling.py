@@ -1,6 +1,6 @@
 """py-spy profiles of the platform's processes during a run's load, and where their CPU went.
 
-py-spy is optional (``pip install py-spy``): without it, or without ``--profile``, nothing is
+py-spy comes with the dev extra (uv.lock); without it, or without ``--profile``, nothing is
 recorded. Raw stacks stay in the run's folder; the report gets a summary per process.
 """
 

@@ -725,7 +725,9 @@ def test_compose_turns_on_bearer_authentication_with_a_generated_token(tmp_path:
 
 def test_the_locust_services_only_set_options_the_locustfile_reads() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    read = set(re.findall(r'env_var="(LOAD_[A-Z_]+)"', (ROOT / "loadtest" / "locustfile.py").read_text()))
+    sources = [ROOT / "loadtest" / "locustfile.py", *(ROOT / "loadtest" / "loadkit").glob("*.py")]
+    read = {name for source in sources
+            for name in re.findall(r'env_var="(LOAD_[A-Z_]+)"', source.read_text())}
     for name in ("locust", "locust-worker"):
         service = compose["services"][name]
         assert service["profiles"] == ["load"], "load generators never start with the platform"
