@@ -102,9 +102,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="seconds after the expected end a task may still finish before it counts "
                              "as lost (BENCH_SETTLE, 120)")
     parser.add_argument("--profile", type=float, default=float(get("BENCH_PROFILE", "0")), metavar="SECONDS",
-                        help="record py-spy profiles (py-spy comes with the dev extra) of every platform process for "
-                             "this many seconds from the start of each run's load; summaries go into the "
-                             "report")
+                        help="record py-spy profiles (py-spy comes with the dev extra) of every "
+                             "platform process for this many seconds from the start of each run's load; "
+                             "summaries go into the report")
     parser.add_argument("--platform-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the platform, e.g. LOG_LEVEL=WARNING (repeatable)")
     parser.add_argument("--results", default=get("BENCH_RESULTS"),
