@@ -5,7 +5,8 @@
     ├── RequestRejected             the client's request breaks the contract (4xx)
     │   ├── InvalidRequest          400: the body or a field is wrong; says which and why
     │   ├── EquipmentNotFound       404: the equipment id is malformed or unknown to Service A
-    │   └── TaskNotFound            404: no such task for this equipment (or it expired)
+    │   ├── TaskNotFound            404: no such task for this equipment (or it expired)
+    │   └── Conflict                409: the request clashes with the state of a task or device
     ├── ProvisioningFailed          500: the task ended in failure
     ├── ServiceOverloaded           503: this process holds its limit of requests in flight
     ├── DependencyUnavailable       (also ConnectionError) Redis or RabbitMQ cannot serve now
@@ -47,6 +48,14 @@ class RequestRejected(ProvisioningError):
             self.message = message
         super().__init__(self.message)
 
+    def body_fields(self) -> dict[str, str]:
+        """Fields the answer's body carries besides ``code`` and ``message``."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries (``Retry-After``, say)."""
+        return {}
+
 
 class InvalidRequest(RequestRejected):
     status = 400
@@ -60,6 +69,13 @@ class EquipmentNotFound(RequestRejected):
 class TaskNotFound(RequestRejected):
     status = 404
     message = "The requested task is not found"
+
+
+class Conflict(RequestRejected):
+    """409: the request clashes with the current state of a task or a device."""
+
+    status = 409
+    message = "Conflict"
 
 
 class ProvisioningFailed(ProvisioningError):

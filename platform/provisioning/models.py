@@ -42,10 +42,11 @@ class TaskStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # only ever through DELETE (an opt-in addition to the contract)
 
     @property
     def is_final(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
 class FailureReason(enum.StrEnum):

@@ -2,6 +2,9 @@
 
 DEFAULT_KEY_PREFIX = "provisioning:"
 TASK_KEY = "task:"
+EQUIPMENT_KEY = "equipment:"  # per-device index and state (history, the unfinished task)
+IDEMPOTENCY_KEY = "idempotency:"
+LEASE_KEY = "lease:"  # per-device lease held while a worker calls Service A
 
 DEFAULT_TASKS_QUEUE = "tasks_queue"
 DEFAULT_RESULTS_QUEUE = "results_queue"

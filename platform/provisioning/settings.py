@@ -5,6 +5,7 @@ Every variable, its default and meaning is listed in ``.env.example`` and the RE
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,6 +103,22 @@ class MetricsSettings:
         return self.base_port + process_index if self.base_port else 0
 
 
+class EquipmentConcurrency(enum.StrEnum):
+    """How tasks of one equipment id relate (``EQUIPMENT_CONCURRENCY``)."""
+
+    PARALLEL = "parallel"  # the classic behaviour: tasks of one device may run at once
+    REJECT = "reject"  # a create for a device with an unfinished task answers 409
+
+    @classmethod
+    def from_env(cls, env: Environment) -> EquipmentConcurrency:
+        raw = env.text("EQUIPMENT_CONCURRENCY", cls.PARALLEL.value).lower()
+        try:
+            return cls(raw)
+        except ValueError:
+            allowed = ", ".join(mode.value for mode in cls)
+            raise SettingsError("EQUIPMENT_CONCURRENCY", f"must be one of {allowed}, got {raw!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Service B."""
@@ -114,6 +131,7 @@ class ApiSettings:
     max_in_flight: int
     tokens: frozenset[str]
     results_prefetch: int
+    equipment_concurrency: EquipmentConcurrency
     log_level: str
     metrics: MetricsSettings
     redis: RedisSettings
@@ -132,6 +150,7 @@ class ApiSettings:
             max_in_flight=env.integer("API_MAX_IN_FLIGHT", 2000, minimum=1),
             tokens=env.words("API_TOKENS"),
             results_prefetch=env.integer("RESULTS_PREFETCH", 256, minimum=1),
+            equipment_concurrency=EquipmentConcurrency.from_env(env),
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             metrics=MetricsSettings.from_env(env, "API_METRICS_PORT", 9110),
             redis=RedisSettings.from_env(env),
@@ -153,6 +172,7 @@ class WorkerSettings:
     backoff_max_seconds: float
     service_a_max_connections: int
     shutdown_grace_seconds: float
+    equipment_concurrency: EquipmentConcurrency
     log_level: str
     metrics: MetricsSettings
     redis: RedisSettings
@@ -175,6 +195,7 @@ class WorkerSettings:
             backoff_max_seconds=env.number("SERVICE_A_BACKOFF_MAX_SECONDS", 30.0, minimum=0.0),
             service_a_max_connections=env.integer("SERVICE_A_MAX_CONNECTIONS", 0),
             shutdown_grace_seconds=env.number("WORKER_SHUTDOWN_GRACE_SECONDS", 30.0),
+            equipment_concurrency=EquipmentConcurrency.from_env(env),
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             metrics=MetricsSettings.from_env(env, "WORKER_METRICS_PORT", 9120),
             redis=RedisSettings.from_env(env),

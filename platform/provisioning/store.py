@@ -47,6 +47,7 @@ STATUS_RANK = {
     TaskStatus.RUNNING: 1,
     TaskStatus.COMPLETED: 2,
     TaskStatus.FAILED: 2,
+    TaskStatus.CANCELLED: 2,
 }
 # The ranks as the Lua script gets them: the one definition serves both sides.
 _RANKS = [item for status, rank in STATUS_RANK.items() for item in (status.value, rank)]

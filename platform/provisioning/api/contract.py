@@ -37,7 +37,10 @@ def task_running() -> HTTPResponse:
 async def error_answer(request: Request, error: Exception) -> HTTPResponse:
     """Registered for every exception: domain errors and Sanic's own alike."""
     if isinstance(error, RequestRejected):
-        return answer(error.status, message=error.message)
+        rejected = json({"code": error.status, "message": error.message, **error.body_fields()},
+                        status=error.status)
+        rejected.headers.update(error.headers())
+        return rejected
     if isinstance(error, ProvisioningFailed):
         return answer(500, message=INTERNAL_ERROR)
     if isinstance(error, ServiceOverloaded):
