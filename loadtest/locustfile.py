@@ -16,6 +16,11 @@ Scenarios (weighted users; weights from ``--weight-*`` or ``LOAD_WEIGHT_*``):
     InvalidRequestUser bad ids, bad and oversized bodies, unknown tasks: the contract's 4xx
     KnownFaultUser     equipment ids the stub always fails (``STUB_FAIL_IDS``) or does not know
                        (``STUB_UNKNOWN_IDS``): 500 and 404 are the expected, successful answers
+    IdempotentRetryUser  (opt-in, weight 0 by default) creates with an ``Idempotency-Key`` and
+                       replays the create as a client whose answer was lost: every replay must
+                       name the same task (``task e2e idempotent``)
+    CancellingUser     (opt-in, weight 0 by default) cancels each task at a random moment:
+                       ``task e2e cancelled`` before the call, ``task e2e cancel too late`` after
 
 Faults at run time: ``--stub-schedule "30 failureRatio=0.2; 90 failureRatio=0"`` changes the
 stub's behaviour through its admin endpoint (``PUT /admin/behaviour``) at those seconds into the
@@ -48,8 +53,10 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadkit.contract import (
     EQUIPMENT_NOT_FOUND,
+    TASK_CANCELLED,
     TASK_E2E,
     TASK_FAIL_ID,
+    TASK_IDEMPOTENT,
     TASK_NOT_FOUND,
     TASK_UNKNOWN_ID,
     create_path,
@@ -58,12 +65,13 @@ from loadkit.contract import (
     provisioning_body,
     status_path,
 )
-from loadkit.journey import TaskJourney, known_fault_judge, provisioning_judge
+from loadkit.journey import TaskJourney, cancel_judge, known_fault_judge, provisioning_judge
 from loadkit.options import RunConfig, add_arguments
 from loadkit.shapes import ScenarioShape
 from loadkit.stub_schedule import MESSAGE, BehaviourTimeline, StubAdmin, StubSchedule, verified_context
 
-__all__ = ["InvalidRequestUser", "KnownFaultUser", "ProvisioningUser", "ScenarioShape", "StatusReaderUser"]
+__all__ = ["CancellingUser", "IdempotentRetryUser", "InvalidRequestUser", "KnownFaultUser",
+           "ProvisioningUser", "ScenarioShape", "StatusReaderUser"]
 
 log = logging.getLogger("cpe-load")
 
@@ -246,6 +254,46 @@ class KnownFaultUser(CpeUser):
         self.journey.run(entry, equipment_id, self.config.fail_deadline, known_fault_judge(entry))
 
 
+class IdempotentRetryUser(CpeUser):
+    """Creates with an ``Idempotency-Key`` and replays the create, as order-management software
+    whose first answer was lost does: every replay must name the task the first create made."""
+
+    weight = 0
+
+    def wait_time(self) -> float:
+        return random.uniform(0.5, 1.5)
+
+    @task
+    def provision_idempotently(self) -> None:
+        key, body = str(uuid.uuid4()), provisioning_body()
+
+        def replay(equipment_id: str, task_id: str) -> None:
+            for _ in range(self.config.idempotent_retries):
+                self.journey.replay(equipment_id, body, key, task_id)
+
+        self.journey.run(TASK_IDEMPOTENT, fresh_equipment_id(), self.config.deadline,
+                         provisioning_judge(timeline), created=replay, body=body,
+                         headers={"Idempotency-Key": key})
+
+
+class CancellingUser(CpeUser):
+    """Cancels each of its tasks at a random moment before, during or just after its call."""
+
+    weight = 0
+
+    def wait_time(self) -> float:
+        return random.uniform(0.5, 1.5)
+
+    @task
+    def provision_and_cancel(self) -> None:
+        def cancel_at_random(equipment_id: str, task_id: str) -> None:
+            gevent.sleep(random.uniform(0, 1.2 * self.config.expected_seconds))
+            self.journey.cancel(equipment_id, task_id)
+
+        self.journey.run(TASK_CANCELLED, fresh_equipment_id(), self.config.deadline, cancel_judge,
+                         created=cancel_at_random)
+
+
 # --- hooks ------------------------------------------------------------------------------------
 # (Locust's EventHook.add_listener has no annotations: hence the type: ignore comments.)
 
@@ -264,6 +312,8 @@ def on_init(environment: Environment, **_: Any) -> None:
         StatusReaderUser: options.weight_status,
         InvalidRequestUser: options.weight_invalid,
         KnownFaultUser: options.weight_faults if config.has_known_faults else 0,
+        IdempotentRetryUser: options.weight_idempotent,
+        CancellingUser: options.weight_cancel,
     }
     for user_class, weight in weights.items():
         user_class.weight = weight

@@ -14,18 +14,25 @@ from typing import Any
 # Request entries, one per endpoint whatever the ids.
 CREATE = "POST /api/v1/equipment/cpe/[id]"
 STATUS = "GET /api/v1/equipment/cpe/[id]/task/[task]"
+REPLAY = "POST /api/v1/equipment/cpe/[id] (Idempotency-Key replay)"
+CANCEL = "DELETE /api/v1/equipment/cpe/[id]/task/[task]"
 # Whole-task entries ("task e2e ..."): tests/load reads them by these names.
 TASK_E2E = "task e2e"
 TASK_INJECTED = "task e2e injected failure"
 TASK_INTERRUPTED = "task e2e interrupted"
 TASK_FAIL_ID = "task e2e fail-id"
 TASK_UNKNOWN_ID = "task e2e unknown-id"
+TASK_IDEMPOTENT = "task e2e idempotent"
+TASK_CANCELLED = "task e2e cancelled"
+TASK_CANCEL_TOO_LATE = "task e2e cancel too late"
 
 COMPLETED = "Completed"
 STILL_RUNNING = "Task is still running"
 INTERNAL_ERROR = "Internal provisioning exception"
 EQUIPMENT_NOT_FOUND = "The requested equipment is not found"
 TASK_NOT_FOUND = "The requested task is not found"
+CANCELLED = "Task was cancelled"  # the classic GET of a task cancelled through DELETE
+CANCELLED_CODE = 410
 
 # How a task for an id the stub fails on purpose ends: (HTTP status, message).
 KNOWN_FAULT_ANSWERS = {
@@ -66,10 +73,15 @@ def is_still_running(status: int, answer: dict[str, Any]) -> bool:
     return status == 200 and answer.get("code") == 204
 
 
+def is_cancelled(status: int, answer: dict[str, Any]) -> bool:
+    return status == 200 and answer.get("code") == CANCELLED_CODE and answer.get("message") == CANCELLED
+
+
 def status_in_contract(status: int, answer: dict[str, Any]) -> bool:
     """Whether a status read got one of the answers the contract promises."""
     return (
         (status == 200 and answer.get("code") in (200, 204))
+        or is_cancelled(status, answer)
         or (status == 500 and answer.get("message") == INTERNAL_ERROR)
         or (status == 404 and answer.get("message") in (EQUIPMENT_NOT_FOUND, TASK_NOT_FOUND))
     )

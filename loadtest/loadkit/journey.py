@@ -16,13 +16,18 @@ from typing import Any, NamedTuple
 import gevent
 
 from .contract import (
+    CANCEL,
     CREATE,
     KNOWN_FAULT_ANSWERS,
+    REPLAY,
     STATUS,
+    TASK_CANCEL_TOO_LATE,
+    TASK_CANCELLED,
     TASK_E2E,
     TASK_INJECTED,
     TASK_INTERRUPTED,
     create_path,
+    is_cancelled,
     is_still_running,
     json_object,
     provisioning_body,
@@ -81,6 +86,16 @@ def known_fault_judge(entry: str) -> Judge:
     return judge
 
 
+def cancel_judge(final: FinalAnswer) -> Verdict:
+    """A task cancelled at a random moment ends ``cancelled`` when the cancel came before the
+    call, and with the call's outcome when the call was already in flight (too late)."""
+    if is_cancelled(final.status, final.answer):
+        return Verdict(TASK_CANCELLED, None)
+    if final.status == 200 and final.answer.get("code") == 200:
+        return Verdict(TASK_CANCEL_TOO_LATE, None)
+    return Verdict(TASK_CANCELLED, TaskFailed(f"ended {final.status} {final.answer}"))
+
+
 class TaskJourney:
     """Service B's create and status calls over a user's Locust client, and whole tasks."""
 
@@ -90,10 +105,11 @@ class TaskJourney:
         self.config = config
         self.timeline = timeline
 
-    def create(self, equipment_id: str, body: Any = None) -> str | None:
+    def create(self, equipment_id: str, body: Any = None, headers: dict[str, str] | None = None
+               ) -> str | None:
         """POST a task; the task id, or None when the API did not take it (a failed request)."""
         payload = provisioning_body() if body is None else body
-        with self.client.post(create_path(equipment_id), json=payload, name=CREATE,
+        with self.client.post(create_path(equipment_id), json=payload, name=CREATE, headers=headers,
                               catch_response=True) as response:
             answer = json_object(response.content)
             task_id = answer.get("taskId")
@@ -102,6 +118,26 @@ class TaskJourney:
                 return task_id
             response.failure(f"create answered {response.status_code} {answer or response.text!r}")
             return None
+
+    def replay(self, equipment_id: str, body: Any, key: str, task_id: str) -> None:
+        """POST the same body with the same ``Idempotency-Key`` again, as a client whose first
+        answer was lost would: a success only when it names the same task."""
+        with self.client.post(create_path(equipment_id), json=body, name=REPLAY,
+                              headers={"Idempotency-Key": key}, catch_response=True) as response:
+            answer = json_object(response.content)
+            if response.status_code == 200 and answer.get("taskId") == task_id:
+                response.success()
+            else:
+                response.failure(f"replay answered {response.status_code} {answer!r}, not task {task_id}")
+
+    def cancel(self, equipment_id: str, task_id: str) -> None:
+        """DELETE a task: 202 (accepted) or 200 (already final) are the contract's answers."""
+        with self.client.delete(status_path(equipment_id, task_id), name=CANCEL,
+                                catch_response=True) as response:
+            if response.status_code in (200, 202):
+                response.success()
+            else:
+                response.failure(f"cancel answered {response.status_code} {response.text!r}")
 
     def poll(self, equipment_id: str, task_id: str) -> tuple[int, dict[str, Any]]:
         """One status read, a success when it got an answer of the contract."""
@@ -140,12 +176,14 @@ class TaskJourney:
         report_entry(self.events, "TASK", entry, started, error=error)
 
     def run(self, entry: str, equipment_id: str, deadline: float, judge: Judge, *,
-            created: Callable[[str, str], None] | None = None) -> None:
-        """One whole task under ``entry``: created (then ``created(equipment_id, task_id)``),
-        followed until final or ``deadline`` seconds, judged, reported."""
+            created: Callable[[str, str], None] | None = None, body: Any = None,
+            headers: dict[str, str] | None = None) -> None:
+        """One whole task under ``entry``: created with ``body`` and ``headers`` (then
+        ``created(equipment_id, task_id)``), followed until final or ``deadline`` seconds,
+        judged, reported."""
         started = time.monotonic()
         created_at = time.time()
-        task_id = self.create(equipment_id)
+        task_id = self.create(equipment_id, body, headers)
         if task_id is None:
             self.report(entry, started, TaskFailed("not created"))
             return

@@ -54,6 +54,14 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--weight-provision", env_var="LOAD_WEIGHT_PROVISION", type=int, default=10)
     group.add_argument("--weight-status", env_var="LOAD_WEIGHT_STATUS", type=int, default=3)
     group.add_argument("--weight-invalid", env_var="LOAD_WEIGHT_INVALID", type=int, default=1)
+    group.add_argument("--weight-idempotent", env_var="LOAD_WEIGHT_IDEMPOTENT", type=int, default=0,
+                       help="IdempotentRetryUser weight (opt-in: creates with an Idempotency-Key, "
+                            "replayed --idempotent-retries times)")
+    group.add_argument("--idempotent-retries", env_var="LOAD_IDEMPOTENT_RETRIES", type=int, default=2,
+                       help="replays of each idempotent create, each of which must name the same task")
+    group.add_argument("--weight-cancel", env_var="LOAD_WEIGHT_CANCEL", type=int, default=0,
+                       help="CancellingUser weight (opt-in: cancels each of its tasks at a random "
+                            "moment before, during or after its call)")
     group.add_argument("--weight-faults", env_var="LOAD_WEIGHT_FAULTS", type=int, default=1,
                        help="KnownFaultUser weight; 0 when neither --fail-ids nor --unknown-ids is set")
     group.add_argument("--fail-ids", env_var="LOAD_FAIL_IDS", default=_env("STUB_FAIL_IDS", ""),
@@ -104,6 +112,7 @@ class RunConfig:
     max_body_bytes: int = 65536
     stub_url: str = "https://127.0.0.1:8080"
     schedule: Schedule = field(default_factory=list)
+    idempotent_retries: int = 2
 
     _resolved: ClassVar[weakref.WeakKeyDictionary[Environment, RunConfig]] = weakref.WeakKeyDictionary()
 
@@ -142,4 +151,5 @@ class RunConfig:
             max_body_bytes=options.max_body_bytes,
             stub_url=options.stub_url.rstrip("/"),
             schedule=parse_schedule(options.stub_schedule),
+            idempotent_retries=max(options.idempotent_retries, 0),
         )
