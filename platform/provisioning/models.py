@@ -173,6 +173,14 @@ class TaskRecord:
     updated_at: float
     failure: FailureReason | None = None
     finished_at: float | None = None
+    running_at: float | None = None
+    cancel_requested_at: float | None = None  # set by DELETE on a pending or running task
+    attempts: int | None = None  # calls made to Service A, known once the task is final
+    trace_id: str | None = None  # the create's trace, when tracing was on
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_requested_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,22 @@
 """The task store: task records in Redis hashes, with transitions that never go backwards.
 
-A record is ``{prefix}task:{uuid}`` holding equipment_id, status, failure and timestamps,
-never a credential. Every write renews the TTL, so a task waiting in a long queue outlives
-its wait. A transition runs as one Lua script: it applies only when the new status ranks
-above the current one (pending < running < completed | failed), so a late ``running`` or a
-duplicated result cannot overwrite a final status.
+A record is ``{prefix}task:{uuid}`` holding equipment_id, status, failure, timestamps
+(created_at, running_at, finished_at, cancel_requested_at), the Service A attempts and the
+trace id: O(1) fields, never a credential. Every write renews the TTL, so a task waiting in a
+long queue outlives its wait. A transition runs as one Lua script: it applies only when the new
+status ranks above the current one (pending < running < completed | failed | cancelled), so a
+late ``running`` or a duplicated result cannot overwrite a final status.
+
+Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task TTL:
+
+- ``:tasks``, a sorted set of the device's task ids scored by creation time, written in the
+  create's script and trimmed there to the ``history_limit`` newest (the v2 history);
+- ``:active``, the task id of the device's unfinished task, only in ``reject`` mode
+  (``create(exclusive=True)``); a final transition, a cancel or a delete of that task removes it
+  (compare-and-delete inside the same script).
+
+The scripts derive the device keys from the record's equipment id, so the store needs a single
+Redis keyspace (one node, or Sentinel), which is what it connects to.
 """
 
 from __future__ import annotations
@@ -24,7 +36,7 @@ from redis.exceptions import RedisError
 
 from . import names
 from .backoff import Backoff
-from .errors import StoreUnavailable
+from .errors import EquipmentBusy, StoreUnavailable
 from .models import FailureReason, TaskRecord, TaskStatus
 from .settings import RedisSettings
 
@@ -52,22 +64,116 @@ STATUS_RANK = {
 # The ranks as the Lua script gets them: the one definition serves both sides.
 _RANKS = [item for status, rank in STATUS_RANK.items() for item in (status.value, rank)]
 
-# KEYS[1] the task; ARGV: new status, its rank, failure ("" for none), now, ttl, is_final,
-# the status the task must have now ("" for any), then the ranks as status/rank pairs.
+ACTIVE_SUFFIX = ":active"  # {prefix}equipment:{id}:active, the device's unfinished task
+HISTORY_SUFFIX = ":tasks"  # {prefix}equipment:{id}:tasks, the device's recent tasks
+
+# Shared by the scripts below: ``settle(task id, equipment id, final?)`` keeps the device's
+# ``active`` pointer right once the task changed: removed when the task ended, its TTL renewed
+# while the task goes on. Only touches the key when it names this task (compare-and-delete).
+_SETTLE = """
+local function settle(prefix, task, equipment, final, ttl)
+  local active = prefix .. equipment .. ':active'
+  if redis.call('GET', active) == task then
+    if final then redis.call('DEL', active) else redis.call('EXPIRE', active, ttl) end
+  end
+end
+"""
+
+# KEYS[1] the task; ARGV: 1 new status, 2 its rank, 3 failure ("" for none), 4 now, 5 ttl,
+# 6 is_final, 7 the status the task must have now ("" for any), 8 attempts ("" for none),
+# 9 the task id, 10 the device key prefix, then the ranks as status/rank pairs.
 # Returns {outcome, status before, created_at}: outcome is "applied", "stale" or "missing".
-_TRANSITION = """
-local current, created = unpack(redis.call('HMGET', KEYS[1], 'status', 'created_at'))
+_TRANSITION = _SETTLE + """
+local current, created, equipment = unpack(
+  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'equipment_id'))
 if not current then return {'missing', '', ''} end
 if ARGV[7] ~= '' and current ~= ARGV[7] then return {'stale', current, created} end
 local rank = {}
-for i = 8, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 11, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
 if tonumber(ARGV[2]) <= rank[current] then return {'stale', current, created} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'failure', ARGV[3]) end
-if ARGV[6] == '1' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[4]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[8]) end
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], ARGV[1] .. '_at', ARGV[4])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+settle(ARGV[10], ARGV[9], equipment or '', ARGV[6] == '1', ARGV[5])
 return {'applied', current, created}
 """
+
+# KEYS[1] the task, KEYS[2] the device's history, KEYS[3] the device's unfinished task.
+# ARGV: 1 task id, 2 equipment id, 3 now, 4 ttl, 5 history limit, 6 exclusive ("1"/"0"),
+# 7 trace id ("" for none), 8 the task key prefix, 9 pending, 10 running.
+# Returns {"created", ""}, or {"busy", the unfinished task id} (exclusive only; nothing written).
+_CREATE = """
+if ARGV[6] == '1' then
+  local active = redis.call('GET', KEYS[3])
+  if active then
+    local status = redis.call('HGET', ARGV[8] .. active, 'status')
+    if status == ARGV[9] or status == ARGV[10] then return {'busy', active} end
+  end
+end
+redis.call('HSET', KEYS[1], 'equipment_id', ARGV[2], 'status', ARGV[9],
+           'created_at', ARGV[3], 'updated_at', ARGV[3])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'trace_id', ARGV[7]) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4]) end
+return {'created', ''}
+"""
+
+# KEYS[1] the task. ARGV: 1 the equipment id it must belong to, 2 now, 3 ttl, 4 the task id,
+# 5 the device key prefix, 6 pending, 7 running, 8 cancelled.
+# Returns {outcome, status before}: "cancelled" (it was pending), "requested" (it is running:
+# only the request is recorded, the first one's time kept), "final" or "missing".
+_CANCEL = _SETTLE + """
+local status, equipment = unpack(redis.call('HMGET', KEYS[1], 'status', 'equipment_id'))
+if not status or equipment ~= ARGV[1] then return {'missing', ''} end
+if status == ARGV[6] then
+  redis.call('HSET', KEYS[1], 'status', ARGV[8], 'updated_at', ARGV[2], 'finished_at', ARGV[2],
+             'cancel_requested_at', ARGV[2], 'attempts', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  settle(ARGV[5], ARGV[4], equipment, true, ARGV[3])
+  return {'cancelled', status}
+end
+if status == ARGV[7] then
+  if redis.call('HSETNX', KEYS[1], 'cancel_requested_at', ARGV[2]) == 1 then
+    redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return {'requested', status}
+end
+return {'final', status}
+"""
+
+# KEYS[1] the task. ARGV: 1 the task id, 2 the device key prefix. Deletes the record, its
+# history entry and the device's pointer to it.
+_DELETE = _SETTLE + """
+local equipment = redis.call('HGET', KEYS[1], 'equipment_id')
+redis.call('DEL', KEYS[1])
+if equipment then
+  redis.call('ZREM', ARGV[2] .. equipment .. ':tasks', ARGV[1])
+  settle(ARGV[2], ARGV[1], equipment, true, 0)
+end
+return 1
+"""
+
+# KEYS[1] the device's history. ARGV: 1 the highest score to include ("+inf" for the start),
+# 2 "1" when the page continues after a cursor (the items tied on its score are fetched too,
+# for the caller to skip those already seen), 3 how many. Newest first, with their scores.
+_PAGE = """
+local ties = 0
+if ARGV[2] == '1' then ties = redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) end
+return redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES',
+                  'LIMIT', 0, tonumber(ARGV[3]) + ties)
+"""
+
+DEFAULT_HISTORY_LIMIT = 100
 
 
 class TransitionOutcome(enum.StrEnum):
@@ -83,6 +189,24 @@ class Transition:
     created_at: float | None = None
 
 
+class CancelOutcome(enum.StrEnum):
+    """What ``TaskStore.cancel`` did (also the cancellation metric's label)."""
+
+    CANCELLED = "cancelled"  # it was pending: now final ``cancelled``, Service A never called
+    REQUESTED = "requested"  # it is running: the request is recorded, the outcome will be too
+    ALREADY_FINAL = "final"  # nothing to cancel
+    MISSING = "missing"  # no such task for this equipment id
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of a device's tasks, newest first; ``next_after`` is where the next page starts
+    (the score and id of this page's last entry), None on the last page."""
+
+    records: list[TaskRecord]
+    next_after: tuple[float, str] | None
+
+
 class RedisBackoff(AbstractBackoff):
     """The platform's ``Backoff`` in redis-py's interface, for its per-command retry."""
 
@@ -96,8 +220,9 @@ class RedisBackoff(AbstractBackoff):
 class TaskStore:
     """Create, read and transition task records. Owns its Redis connection pool."""
 
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(self, settings: RedisSettings, *, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self._settings = settings
+        self._history_limit = history_limit
         # A blocking pool makes a burst of callers wait for a free connection instead of
         # failing with "Too many connections" as the default pool does. The retry policy lets a
         # command that meets a connection Redis closed (a restart) reconnect and go through,
@@ -114,6 +239,10 @@ class TaskStore:
         )
         self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._transition = self._redis.register_script(_TRANSITION)
+        self._create = self._redis.register_script(_CREATE)
+        self._cancel = self._redis.register_script(_CANCEL)
+        self._delete = self._redis.register_script(_DELETE)
+        self._page = self._redis.register_script(_PAGE)
         self._closed = False
 
     async def __aenter__(self) -> TaskStore:
@@ -127,8 +256,24 @@ class TaskStore:
             self._closed = True
             await self._redis.aclose()
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The store's client, shared by the worker's device leases (``equipment_lease``): one
+        pool per process, closed with the store."""
+        return self._redis
+
     def key(self, task_id: str) -> str:
         return f"{self._settings.key_prefix}{names.TASK_KEY}{task_id}"
+
+    @property
+    def _device_prefix(self) -> str:
+        return f"{self._settings.key_prefix}{names.EQUIPMENT_KEY}"
+
+    def history_key(self, equipment_id: str) -> str:
+        return f"{self._device_prefix}{equipment_id}{HISTORY_SUFFIX}"
+
+    def active_key(self, equipment_id: str) -> str:
+        return f"{self._device_prefix}{equipment_id}{ACTIVE_SUFFIX}"
 
     async def ping(self) -> None:
         try:
@@ -136,32 +281,74 @@ class TaskStore:
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"Redis ping failed: {error}") from error
 
-    async def create(self, task_id: str, equipment_id: str, *, now: float | None = None) -> float:
-        """Write a new ``pending`` record; returns its creation time."""
+    async def create(self, task_id: str, equipment_id: str, *, now: float | None = None,
+                     exclusive: bool = False, trace_id: str | None = None) -> float:
+        """Write a new ``pending`` record and its entry in the device's history; returns its
+        creation time. With ``exclusive`` (``reject`` mode), refuse with ``EquipmentBusy`` and
+        write nothing while the device has an unfinished task, else record this one as it."""
         created = time.time() if now is None else now
-        key = self.key(task_id)
+        ttl = self._settings.task_ttl_seconds
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(
-                    key,
-                    mapping={
-                        "equipment_id": equipment_id,
-                        "status": TaskStatus.PENDING.value,
-                        "created_at": repr(created),
-                        "updated_at": repr(created),
-                    },
-                )
-                pipe.expire(key, self._settings.task_ttl_seconds)
-                await pipe.execute()
+            outcome, active = await self._create(
+                keys=[self.key(task_id), self.history_key(equipment_id), self.active_key(equipment_id)],
+                args=[task_id, equipment_id, repr(created), ttl, self._history_limit,
+                      "1" if exclusive else "0", trace_id or "",
+                      f"{self._settings.key_prefix}{names.TASK_KEY}",
+                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value],
+            )
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
+        if outcome == "busy":
+            raise EquipmentBusy(active)
         return created
+
+    async def cancel(self, task_id: str, equipment_id: str, *, now: float | None = None
+                     ) -> tuple[CancelOutcome, TaskStatus | None]:
+        """Cancel a task of ``equipment_id`` (AIP-151's CancelOperation, persistent in the
+        record): a pending task becomes final ``cancelled``; a running one only records the
+        request; a final one is left as it is. Returns the outcome and the status before."""
+        try:
+            outcome, previous = await self._cancel(
+                keys=[self.key(task_id)],
+                args=[equipment_id, repr(time.time() if now is None else now),
+                      self._settings.task_ttl_seconds, task_id, self._device_prefix,
+                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value,
+                      TaskStatus.CANCELLED.value],
+            )
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot cancel task: {error}") from error
+        return CancelOutcome(outcome), TaskStatus(previous) if previous else None
 
     async def delete(self, task_id: str) -> None:
         try:
-            await self._redis.delete(self.key(task_id))
+            await self._delete(keys=[self.key(task_id)], args=[task_id, self._device_prefix])
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot delete task: {error}") from error
+
+    async def history(self, equipment_id: str, *, limit: int,
+                      after: tuple[float, str] | None = None) -> HistoryPage:
+        """Up to ``limit`` of the device's tasks, newest first, starting after ``after``;
+        entries whose record expired are skipped (the page may then hold fewer)."""
+        try:
+            rows: list[str] = await self._page(
+                keys=[self.history_key(equipment_id)],
+                args=["+inf" if after is None else repr(after[0]), "1" if after else "0", limit + 1],
+            )
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot read the history: {error}") from error
+        entries = [(float(rows[i + 1]), rows[i]) for i in range(0, len(rows), 2)]
+        if after is not None:
+            # Same score: newest-first order is descending by member, so the ones already
+            # shown are those from the cursor's member up.
+            entries = [(score, member) for score, member in entries
+                       if not (score == after[0] and member >= after[1])]
+        more = len(entries) > limit
+        entries = entries[:limit]
+        records = await self.get_many([member for _, member in entries])
+        return HistoryPage(
+            [record for record in records if record is not None and record.equipment_id == equipment_id],
+            entries[-1] if more else None,
+        )
 
     async def get(self, task_id: str) -> TaskRecord | None:
         try:
@@ -193,9 +380,11 @@ class TaskStore:
         *,
         now: float | None = None,
         only_from: TaskStatus | None = None,
+        attempts: int | None = None,
     ) -> Transition:
         """Move a task forward to ``status``; never backwards, atomically. With ``only_from``,
-        only when the task is in exactly that status now (else the outcome is STALE)."""
+        only when the task is in exactly that status now (else the outcome is STALE).
+        ``attempts`` (the calls made to Service A) is recorded with the change."""
         args: list[Any] = [
             status.value,
             STATUS_RANK[status],
@@ -204,6 +393,9 @@ class TaskStore:
             self._settings.task_ttl_seconds,
             "1" if status.is_final else "0",
             only_from.value if only_from else "",
+            "" if attempts is None else attempts,
+            task_id,
+            self._device_prefix,
             *_RANKS,
         ]
         try:
@@ -219,7 +411,7 @@ class TaskStore:
 
 def _record(task_id: str, fields: dict[str, str]) -> TaskRecord:
     failure = fields.get("failure")
-    finished = fields.get("finished_at")
+    attempts = fields.get("attempts")
     return TaskRecord(
         task_id=task_id,
         equipment_id=fields.get("equipment_id", ""),
@@ -227,8 +419,17 @@ def _record(task_id: str, fields: dict[str, str]) -> TaskRecord:
         created_at=float(fields.get("created_at", 0.0)),
         updated_at=float(fields.get("updated_at", 0.0)),
         failure=FailureReason(failure) if failure else None,
-        finished_at=float(finished) if finished else None,
+        finished_at=_time(fields, "finished_at"),
+        running_at=_time(fields, "running_at"),
+        cancel_requested_at=_time(fields, "cancel_requested_at"),
+        attempts=int(attempts) if attempts else None,
+        trace_id=fields.get("trace_id") or None,
     )
+
+
+def _time(fields: dict[str, str], name: str) -> float | None:
+    value = fields.get(name)
+    return float(value) if value else None
 
 
 async def until_available(

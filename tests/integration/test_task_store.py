@@ -22,13 +22,6 @@ async def store(redis_settings: RedisSettings) -> AsyncIterator[TaskStore]:
         yield store
 
 
-@pytest.fixture
-async def raw_redis(redis_settings: RedisSettings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_settings.url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
 def new_id() -> str:
     return str(uuid.uuid4())
 

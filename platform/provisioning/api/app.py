@@ -21,6 +21,7 @@ from .contract import error_answer
 from .guards import require_bearer_token
 from .results import ResultRecorder
 from .routes import equipment, meta
+from .routes_v2 import tasks_v2
 
 DRAIN_SECONDS = 10.0
 STARTUP_CONNECT_SECONDS = 5.0
@@ -38,6 +39,7 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = GRACEFUL_SHUTDOWN_SECONDS
     app.blueprint(equipment)
     app.blueprint(meta)
+    app.blueprint(tasks_v2)
     app.exception(Exception)(error_answer)
     instrument_http(app, app.ctx.metrics.http)
     require_bearer_token(app, settings.tokens)
@@ -47,7 +49,7 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
         app.ctx.tracer_provider = setup_tracing("service-b")
         metrics = app.ctx.metrics
         metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
-        store = TaskStore(settings.redis)
+        store = TaskStore(settings.redis, history_limit=settings.history_limit)
         broker = Broker(settings.broker, name=f"service-b-{os.getpid()}", metrics=metrics.broker)
         broker.add_consumer(
             settings.broker.results_queue,

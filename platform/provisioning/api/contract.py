@@ -7,7 +7,14 @@ import logging
 from sanic import HTTPResponse, Request, json
 from sanic.exceptions import SanicException
 
-from ..errors import DependencyUnavailable, ProvisioningFailed, RequestRejected, ServiceOverloaded
+from ..errors import (
+    DependencyUnavailable,
+    EquipmentNotFound,
+    ProvisioningFailed,
+    RequestRejected,
+    ServiceOverloaded,
+)
+from ..models import FailureReason, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +22,9 @@ INTERNAL_ERROR = "Internal provisioning exception"
 COMPLETED = "Completed"
 STILL_RUNNING = "Task is still running"
 OVERLOADED = "Service is overloaded, retry later"
+CANCELLED = "Task was cancelled"  # only a DELETE makes a task cancelled (an addition)
+CANCELLED_CODE = 410
+CANCEL_ACCEPTED = "Task cancellation accepted"
 
 
 def answer(status: int, code: int | None = None, **fields: str) -> HTTPResponse:
@@ -32,6 +42,26 @@ def task_completed() -> HTTPResponse:
 
 def task_running() -> HTTPResponse:
     return answer(200, code=204, message=STILL_RUNNING)
+
+
+def task_cancelled() -> HTTPResponse:
+    """The classic GET of a cancelled task: HTTP 200 with the code in the body, as for 204."""
+    return answer(200, code=CANCELLED_CODE, message=CANCELLED)
+
+
+def cancel_accepted() -> HTTPResponse:
+    return answer(202, message=CANCEL_ACCEPTED)
+
+
+def final_state(status: TaskStatus, failure: FailureReason | None) -> HTTPResponse:
+    """DELETE of a final task: HTTP 200 with the body the classic GET answers for it."""
+    if status is TaskStatus.COMPLETED:
+        return task_completed()
+    if status is TaskStatus.CANCELLED:
+        return task_cancelled()
+    if failure is FailureReason.EQUIPMENT_NOT_FOUND:
+        return answer(200, code=EquipmentNotFound.status, message=EquipmentNotFound.message)
+    return answer(200, code=500, message=INTERNAL_ERROR)
 
 
 async def error_answer(request: Request, error: Exception) -> HTTPResponse:

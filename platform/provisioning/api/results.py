@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..collaborators import InboundDelivery, TaskTransitions
+from ..collaborators import InboundDelivery, ResultTransitions
 from ..errors import InvalidMessage
 from ..models import ResultMessage, TaskStatus
 from ..store import Transition, TransitionOutcome, until_available
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class ResultRecorder:
     """The handler of the results queue: a message's fate is decided here and only here."""
 
-    def __init__(self, store: TaskTransitions, metrics: ApiMetrics) -> None:
+    def __init__(self, store: ResultTransitions, metrics: ApiMetrics) -> None:
         self._store = store
         self._metrics = metrics
 
@@ -38,7 +38,8 @@ class ResultRecorder:
             return
         annotate(**{"task.id": result.task_id, "equipment.id": result.equipment_id})
         transition = await until_available(
-            lambda: self._store.transition(result.task_id, result.status, result.failure),
+            lambda: self._store.transition(result.task_id, result.status, result.failure,
+                                           attempts=result.attempts),
             what="store a result",
             task_id=result.task_id,
         )
