@@ -24,6 +24,9 @@ async def test_the_openapi_document_describes_both_operations(client: Client) ->
     assert operations == {
         ("/api/v1/equipment/cpe/{equipment_id}", "post"),
         ("/api/v1/equipment/cpe/{equipment_id}/task/{task_id}", "get"),
+        ("/api/v1/equipment/cpe/{equipment_id}/task/{task_id}", "delete"),
+        ("/api/v2/tasks/{task_id}", "get"),
+        ("/api/v2/equipment/{equipment_id}/tasks", "get"),
     }
 
 
