@@ -16,7 +16,7 @@ from provisioning.serving import sanic_process_index
 from .answers import INTERNAL_ERROR, SUCCESS, InvalidBody, UnknownEquipment, answer, error_answer
 from .behaviour import Answer, behaviour_to_document
 from .control import BehaviourControl
-from .metrics import INVALID, StubMetrics
+from .metrics import INVALID, CallsInProgress, StubMetrics
 from .openapi import openapi_document
 from .request_body import check_configuration, check_equipment_id, decode_json
 from .settings import StubSettings
@@ -29,12 +29,29 @@ class StubContext:
         self.control = BehaviourControl(settings.behaviour, settings.behaviour_file)
         self.follower: asyncio.Task[None] | None = None
         self.metrics = StubMetrics()
+        self.calls = CallsInProgress(self.metrics.overlapping_calls)
         self.tracer_provider: TracerProvider | None = None
 
 
 StubApp = Sanic[Config, StubContext]
 RESPONSE_TIMEOUT_SECONDS = 3600
 StubRequest = Request[StubApp, SimpleNamespace]
+
+
+async def _work_on(calls: CallsInProgress, equipment_id: str, delay: float) -> None:
+    """Work on one device for ``delay`` seconds. Sanic cancels a handler whose client hung up
+    (a killed worker, a client timeout); such a call still counts as in progress until its
+    delay would have ended, as on a Service A that does not stop configuring a device when its
+    client goes away, so the overlap count sees a dead worker's call that may still be running."""
+    calls.begin(equipment_id)
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + delay
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        loop.call_at(ends, calls.end, equipment_id)
+        raise
+    calls.end(equipment_id)
 
 
 def create_app(settings: StubSettings | None = None) -> StubApp:
@@ -72,7 +89,7 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
         if not behaviour.knows(equipment_id):
             return Answer.UNKNOWN_EQUIPMENT
         check_configuration(decode_json(request.body))
-        await asyncio.sleep(behaviour.delay())
+        await _work_on(request.app.ctx.calls, equipment_id, behaviour.delay())
         return behaviour.answer(equipment_id)
 
     @app.get("/admin/behaviour")

@@ -1,4 +1,5 @@
-"""The stub's Prometheus instruments: its answers, the requests it holds, its HTTP metrics.
+"""The stub's Prometheus instruments: its answers, the requests it holds, its HTTP metrics, and
+the calls for one equipment id that overlapped.
 
 The names and labels are read by the "Service A stub" dashboard, the alert rules and the fault
 tests (``equipment_stub_*``, and ``http_server_*`` under ``job="stub"``): keep them as they are.
@@ -33,3 +34,29 @@ class StubMetrics(ProcessMetrics):
             registry=self.registry,
         )
         start_at_zero(self.answers, "answer", ANSWER_KINDS)
+        self.overlapping_calls = Counter(
+            "equipment_stub_overlapping_calls",
+            "Configuration calls that started while another call for the same equipment id was "
+            "still being worked on (by this process)", registry=self.registry,
+        )
+
+
+class CallsInProgress:
+    """The configuration calls this process is working on, per equipment id, counting each
+    call that starts while another one for the same id is in progress: the fault tests' proof
+    that no two calls for one device ever overlap. Holds an entry only while a call for its id
+    is in progress, so it is bounded by the requests in progress."""
+
+    def __init__(self, overlapping: Counter) -> None:
+        self._overlapping = overlapping
+        self._calls: dict[str, int] = {}
+
+    def begin(self, equipment_id: str) -> None:
+        if self._calls.get(equipment_id, 0):
+            self._overlapping.inc()
+        self._calls[equipment_id] = self._calls.get(equipment_id, 0) + 1
+
+    def end(self, equipment_id: str) -> None:
+        left = self._calls.pop(equipment_id, 1) - 1
+        if left:
+            self._calls[equipment_id] = left

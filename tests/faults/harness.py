@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -134,6 +135,14 @@ class FaultPlatform:
         await asyncio.to_thread(self.stack.wait_ready, READY_SECONDS)
         if component == "worker":
             await self.wait_workers(int(self.environment["WORKER_PROCESSES"]), READY_SECONDS)
+
+    async def restart_with(self, component: str, **overrides: str) -> None:
+        """Stop a component (SIGTERM), add ``overrides`` to the stack's environment and start it
+        again: e.g. the worker pool in another ``EQUIPMENT_CONCURRENCY`` mode than Service B.
+        The variables stay for the component's later starts (the stack has one environment)."""
+        await self.stop(component, signal.SIGTERM)
+        self.stack.environment = {**self.stack.environment, **overrides}
+        await self.start(component)
 
     async def stop(self, component: str, sig: int) -> tuple[int | None, float]:
         """Signal a component and wait for it to exit: its exit code and how long it took."""

@@ -6,12 +6,20 @@ so mypy checks them against the real collaborators' contracts.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
 
 from provisioning.backoff import Backoff
-from provisioning.collaborators import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
+from provisioning.collaborators import (
+    DeviceLease,
+    InboundDelivery,
+    ResultPublisher,
+    ServiceA,
+    TaskTransitions,
+)
 from provisioning.errors import (
     BrokerUnavailable,
     ServiceAFinalError,
@@ -102,13 +110,43 @@ class FakeServiceA:
             raise answer
 
 
+@dataclass
+class FakeLease:
+    """Records each hold, and whether Service A was called while one was held."""
+
+    waited: float = 0.0
+    holds: list[tuple[str, str]] = field(default_factory=list)
+    holding: bool = False
+
+    @asynccontextmanager
+    async def hold(self, equipment_id: str, task_id: str) -> AsyncIterator[float]:
+        self.holds.append((equipment_id, task_id))
+        self.holding = True
+        yield self.waited
+        self.holding = False
+
+
+@dataclass
+class LeasedServiceA(FakeServiceA):
+    """Service A that notes, at each call, whether the device's lease was held."""
+
+    lease: FakeLease = field(default_factory=FakeLease)
+    held_at_call: list[bool] = field(default_factory=list)
+
+    async def configure(self, equipment_id: str, request: ProvisioningRequest) -> None:
+        self.held_at_call.append(self.lease.holding)
+        await super().configure(equipment_id, request)
+
+
 async def process(
     *, answers: list[Exception | None] | None = None, store: FakeStore | None = None,
     broker: FakeBroker | None = None, body: bytes = TASK.encode(), attempts: int = 3,
     metrics: WorkerMetrics | None = None, delivery: FakeDelivery | None = None,
+    service_a: FakeServiceA | None = None, lease: DeviceLease | None = None,
 ) -> tuple[FakeDelivery, FakeBroker, FakeServiceA]:
     broker = broker or FakeBroker()
-    service_a = FakeServiceA(answers or [])
+    if service_a is None:
+        service_a = FakeServiceA(answers or [])
     processor = TaskProcessor(
         store=store or FakeStore(),
         broker=broker,
@@ -119,6 +157,7 @@ async def process(
         metrics=metrics or WorkerMetrics(),
         store_retry=NO_PAUSE,
         publish_retry=NO_PAUSE,
+        lease=lease,
     )
     delivery = delivery or FakeDelivery(body)
     await processor(delivery)
@@ -127,10 +166,10 @@ async def process(
 
 def test_the_fakes_honour_the_protocols_of_the_real_collaborators() -> None:
     """Checked by mypy: a fake that drifts from its Protocol fails the type check."""
-    fakes: tuple[InboundDelivery, TaskTransitions, ResultPublisher, ServiceA] = (
-        FakeDelivery(b""), FakeStore(), FakeBroker(), FakeServiceA([]),
+    fakes: tuple[InboundDelivery, TaskTransitions, ResultPublisher, ServiceA, DeviceLease] = (
+        FakeDelivery(b""), FakeStore(), FakeBroker(), FakeServiceA([]), FakeLease(),
     )
-    assert len(fakes) == 4
+    assert len(fakes) == 5
 
 
 async def test_a_success_publishes_completed_then_acks() -> None:
@@ -227,3 +266,31 @@ async def test_outcomes_retries_and_calls_are_counted_and_nothing_stays_in_fligh
     assert sample("provisioning_service_a_request_duration_seconds_count", {"outcome": "error"}) == 1
     assert sample("provisioning_service_a_request_duration_seconds_count", {"outcome": "success"}) == 1
     assert sample("provisioning_worker_tasks_in_flight") == 0
+
+
+async def test_with_a_lease_every_attempt_calls_service_a_while_holding_its_device() -> None:
+    lease = FakeLease()
+    service_a = LeasedServiceA([ServiceATransientError("503"), None], lease=lease)
+    delivery, _, _ = await process(service_a=service_a, lease=lease)
+    assert delivery.fate == "ack"
+    assert service_a.held_at_call == [True, True]
+    assert lease.holds == [(TASK.equipment_id, TASK.task_id)] * 2
+    assert not lease.holding, "the lease is not kept between attempts (nor after the task)"
+
+
+async def test_waits_for_a_device_are_counted_and_every_attempts_wait_is_observed() -> None:
+    metrics = WorkerMetrics()
+    await process(lease=FakeLease(waited=2.5), metrics=metrics)
+    await process(lease=FakeLease(waited=0.0), metrics=metrics)
+    sample = metrics.registry.get_sample_value
+    assert sample("provisioning_worker_equipment_lease_waits_total") == 1
+    assert sample("provisioning_worker_equipment_lease_wait_seconds_count") == 2
+    assert sample("provisioning_worker_equipment_lease_wait_seconds_sum") == 2.5
+
+
+async def test_without_a_lease_nothing_is_waited_for_or_observed() -> None:
+    metrics = WorkerMetrics()
+    await process(metrics=metrics)
+    sample = metrics.registry.get_sample_value
+    assert sample("provisioning_worker_equipment_lease_wait_seconds_count") == 0
+    assert sample("provisioning_worker_equipment_lease_waits_total") == 0

@@ -10,9 +10,10 @@ import signal
 import uvloop
 
 from ..backoff import Backoff
+from ..equipment_lease import EquipmentLease
 from ..logs import configure_logging
 from ..messaging import Broker
-from ..settings import WorkerSettings
+from ..settings import EquipmentConcurrency, WorkerSettings
 from ..store import TaskStore
 from ..telemetry.metrics import WorkerMetrics
 from ..telemetry.tracing import setup_tracing, shutdown_tracing
@@ -30,6 +31,9 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
         ServiceAClient(settings, traced=traced) as service_a,
     ):
         broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
+        # Over the store's client and pool, so closed with the store.
+        lease = (EquipmentLease.for_worker(store.redis, settings)
+                 if settings.equipment_concurrency is EquipmentConcurrency.REJECT else None)
         broker.add_consumer(
             settings.broker.tasks_queue,
             TaskProcessor(
@@ -40,12 +44,14 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
                 attempts=settings.service_a_attempts,
                 backoff=Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds),
                 metrics=metrics,
+                lease=lease,
             ),
             prefetch=settings.prefetch,
         )
         async with broker:
             log.info("worker consuming %s", settings.broker.tasks_queue,
-                     extra={"prefetch": settings.prefetch})
+                     extra={"prefetch": settings.prefetch,
+                            "equipment_concurrency": settings.equipment_concurrency.value})
             await stop.wait()
             log.info("stopping: no new tasks; finishing %d in flight", broker.in_flight)
             await broker.stop_consuming()
