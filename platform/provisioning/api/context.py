@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 from typing import TypeAlias
 
@@ -9,11 +10,21 @@ from opentelemetry.sdk.trace import TracerProvider
 from sanic import Request, Sanic
 from sanic.config import Config
 
+from ..idempotency import IdempotencyStore
 from ..messaging import Broker
 from ..settings import ApiSettings
 from ..store import TaskStore
 from ..telemetry.metrics import ApiMetrics
 from .guards import InFlight
+
+MIN_CLAIM_SECONDS = 30
+
+
+def claim_seconds(settings: ApiSettings) -> int:
+    """How long an Idempotency-Key claim lasts: longer than the slowest create (two Redis
+    writes, the publish confirm, a tombstone), at least ``MIN_CLAIM_SECONDS``."""
+    slowest_create = 3 * settings.redis.socket_timeout_seconds + settings.broker.publish_timeout_seconds
+    return max(MIN_CLAIM_SECONDS, math.ceil(2 * slowest_create))
 
 
 class ServiceContext:
@@ -26,12 +37,21 @@ class ServiceContext:
         self.tracer_provider: TracerProvider | None = None
         self._store: TaskStore | None = None
         self._broker: Broker | None = None
+        self._idempotency: IdempotencyStore | None = None
 
     def attach(self, store: TaskStore, broker: Broker) -> None:
         self._store, self._broker = store, broker
+        # Shares the task store's Redis pool, and so its lifetime: closing the store closes it.
+        self._idempotency = IdempotencyStore(
+            store.redis,
+            key_prefix=self.settings.redis.key_prefix,
+            ttl_seconds=self.settings.idempotency.ttl_seconds,
+            claim_seconds=claim_seconds(self.settings),
+        )
 
     def detach(self) -> tuple[TaskStore | None, Broker | None]:
         store, broker, self._store, self._broker = self._store, self._broker, None, None
+        self._idempotency = None
         return store, broker
 
     @property
@@ -39,6 +59,12 @@ class ServiceContext:
         if self._store is None:
             raise RuntimeError("the task store is used outside the server's lifetime")
         return self._store
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        if self._idempotency is None:
+            raise RuntimeError("the idempotency store is used outside the server's lifetime")
+        return self._idempotency
 
     @property
     def broker(self) -> Broker:
