@@ -61,15 +61,16 @@ class Verdict(NamedTuple):
 Judge = Callable[[FinalAnswer], Verdict]
 
 
-def provisioning_judge(timeline: BehaviourTimeline) -> Judge:
-    """A valid id's task must complete; a 500 while the stub injected failures is expected."""
+def provisioning_judge(timeline: BehaviourTimeline, entry: str = TASK_E2E) -> Judge:
+    """A valid id's task must complete (reported under ``entry``); a 500 while the stub
+    injected failures is expected."""
 
     def judge(final: FinalAnswer) -> Verdict:
         if final.status == 200 and final.answer.get("code") == 200:
-            return Verdict(TASK_E2E, None)
+            return Verdict(entry, None)
         if final.status == 500 and timeline.failures_injected_around(final.created_at, final.ended_at):
             return Verdict(TASK_INJECTED, None)
-        return Verdict(TASK_E2E, TaskFailed(f"ended {final.status} {final.answer.get('message')}"))
+        return Verdict(entry, TaskFailed(f"ended {final.status} {final.answer.get('message')}"))
 
     return judge
 

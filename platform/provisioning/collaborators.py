@@ -1,12 +1,13 @@
 """What the message handlers need from their collaborators, as Protocols.
 
 ``TaskProcessor`` (the worker) and ``ResultRecorder`` (Service B) depend on these, not on
-``TaskStore``, ``Broker``, ``ServiceAClient`` or ``messaging.Delivery``: the real classes
+``TaskStore``, ``Broker``, ``ServiceAClient``, ``EquipmentLease`` or ``messaging.Delivery``: the real classes
 satisfy them structurally, and the unit tests' fakes are type-checked against them.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from .models import FailureReason, ProvisioningRequest, TaskStatus
@@ -18,6 +19,16 @@ class TaskTransitions(Protocol):
 
     async def transition(
         self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
+    ) -> Transition: ...
+
+
+class ResultTransitions(Protocol):
+    """What the results consumer does with a result (``TaskStore``): the final transition,
+    recorded with the number of Service A attempts."""
+
+    async def transition(
+        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,
+        attempts: int | None = None,
     ) -> Transition: ...
 
 
@@ -33,6 +44,13 @@ class ServiceA(Protocol):
     ``ServiceAFinalError`` or ``ServiceATransientError`` otherwise."""
 
     async def configure(self, equipment_id: str, request: ProvisioningRequest) -> None: ...
+
+
+class DeviceLease(Protocol):
+    """Exclusive use of one device for one Service A attempt (``EquipmentLease``): entering
+    waits until no other attempt holds the device and gives how long it waited (seconds)."""
+
+    def hold(self, equipment_id: str, task_id: str) -> AbstractAsyncContextManager[float]: ...
 
 
 class InboundDelivery(Protocol):

@@ -19,6 +19,11 @@ class Environment:
             raise SettingsError(name, "must not be empty")
         return value
 
+    def optional_text(self, name: str) -> str | None:
+        """A value that may be absent: None when unset or blank."""
+        value = self._variables.get(name, "").strip()
+        return value or None
+
     def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
         raw = self._variables.get(name)
         if raw is None or not raw.strip():

@@ -6,7 +6,10 @@
     │   ├── InvalidRequest          400: the body or a field is wrong; says which and why
     │   ├── EquipmentNotFound       404: the equipment id is malformed or unknown to Service A
     │   ├── TaskNotFound            404: no such task for this equipment (or it expired)
-    │   └── Conflict                409: the request clashes with the state of a task or device
+    │   ├── Conflict                409: the request clashes with the state of a task or device
+    │   │   ├── IdempotentRequestInProgress  409: the first request with this Idempotency-Key is not done
+    │   │   └── EquipmentBusy       409: reject mode, the device has an unfinished task (its taskId)
+    │   └── IdempotencyKeyReused    422: the Idempotency-Key was used with a different body
     ├── ProvisioningFailed          500: the task ended in failure
     ├── ServiceOverloaded           503: this process holds its limit of requests in flight
     ├── DependencyUnavailable       (also ConnectionError) Redis or RabbitMQ cannot serve now
@@ -76,6 +79,36 @@ class Conflict(RequestRejected):
 
     status = 409
     message = "Conflict"
+
+
+class IdempotentRequestInProgress(Conflict):
+    """409: the first request with this Idempotency-Key is between its claim and its answer."""
+
+    message = "A request with this Idempotency-Key is still being processed"
+    retry_after_seconds = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class EquipmentBusy(Conflict):
+    """409 (``EQUIPMENT_CONCURRENCY=reject``): the device already has an unfinished task."""
+
+    message = "Equipment already has a task in progress"
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+    def body_fields(self) -> dict[str, str]:
+        return {"taskId": self.task_id}
+
+
+class IdempotencyKeyReused(RequestRejected):
+    """422: the Idempotency-Key was already used, in its scope, with a different request body."""
+
+    status = 422
+    message = "Idempotency-Key was already used with a different request body"
 
 
 class ProvisioningFailed(ProvisioningError):

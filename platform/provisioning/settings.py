@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
@@ -120,6 +120,28 @@ class EquipmentConcurrency(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotencySettings:
+    """Idempotent creates (``Idempotency-Key``): how long a key is kept, and the fingerprint key."""
+
+    ttl_seconds: int
+    # HMAC key of the request fingerprint; None leaves the device credentials out of it.
+    fingerprint_secret: bytes | None = field(repr=False)
+
+    MIN_SECRET_LENGTH = 16
+
+    @classmethod
+    def from_env(cls, env: Environment) -> IdempotencySettings:
+        secret = env.optional_text("IDEMPOTENCY_FINGERPRINT_SECRET")
+        if secret is not None and len(secret) < cls.MIN_SECRET_LENGTH:
+            raise SettingsError("IDEMPOTENCY_FINGERPRINT_SECRET",
+                                f"must be at least {cls.MIN_SECRET_LENGTH} characters long")
+        return cls(
+            ttl_seconds=env.integer("IDEMPOTENCY_TTL_SECONDS", 86_400, minimum=1),
+            fingerprint_secret=None if secret is None else secret.encode(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Service B."""
 
@@ -137,6 +159,8 @@ class ApiSettings:
     redis: RedisSettings
     broker: BrokerSettings
     tls: TlsSettings
+    idempotency: IdempotencySettings
+    history_limit: int = 100  # EQUIPMENT_HISTORY_LIMIT: tasks kept per device, newest
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -156,6 +180,8 @@ class ApiSettings:
             redis=RedisSettings.from_env(env),
             broker=BrokerSettings.from_env(env),
             tls=TlsSettings.from_env(env),
+            idempotency=IdempotencySettings.from_env(env),
+            history_limit=env.integer("EQUIPMENT_HISTORY_LIMIT", 100, minimum=1),
         )
 
 
@@ -178,6 +204,8 @@ class WorkerSettings:
     redis: RedisSettings
     broker: BrokerSettings
     tls: TlsSettings
+    # reject mode: a device's lease outlasts a call by this much (see equipment_lease).
+    equipment_lease_margin_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -201,4 +229,6 @@ class WorkerSettings:
             redis=RedisSettings.from_env(env),
             broker=BrokerSettings.from_env(env),
             tls=TlsSettings.from_env(env),
+            equipment_lease_margin_seconds=env.number(
+                "EQUIPMENT_LEASE_MARGIN_SECONDS", 5.0, minimum=0.0),
         )

@@ -22,8 +22,12 @@ FAILING_ID = "FAILING002"
 UNKNOWN_ID = "UNKNOWN002"
 RUN_SECONDS = 12
 API_TOKEN = "smoke-token-3f9a"
-
-
+# The classic scenarios, with a few fault users so that every kind of fault runs in a short run,
+# and faults switched on and off through the stub's admin endpoint in the middle of the run.
+CLASSIC_SCENARIOS = ("--weight-faults", "3", "--stub-schedule", "3 failureRatio=0.5; 7 failureRatio=0")
+# Only the opt-in scenarios of the operator additions: idempotent replays and cancellations.
+OPERATOR_SCENARIOS = ("--weight-provision", "0", "--weight-status", "0", "--weight-invalid", "0",
+                      "--weight-faults", "0", "--weight-idempotent", "5", "--weight-cancel", "5")
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def platform(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
         yield stack
 
 
-def run_locust(stack: Stack, reports: Path) -> subprocess.CompletedProcess[str]:
+def run_locust(stack: Stack, reports: Path, scenarios: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "locustfile.py"),
         "--headless", "--users", "20", "--spawn-rate", "20", "--run-time", f"{RUN_SECONDS}s",
@@ -47,9 +51,7 @@ def run_locust(stack: Stack, reports: Path) -> subprocess.CompletedProcess[str]:
         "--api-token", API_TOKEN,
         "--expected-seconds", str(STUB_DELAY_SECONDS), "--task-deadline", "10",
         "--fail-ids", FAILING_ID, "--unknown-ids", UNKNOWN_ID, "--service-a-attempts", "2",
-        "--weight-faults", "3",  # a few fault users, so every kind of fault runs in a short run
-        # Faults switched on and off through the stub's admin endpoint in the middle of the run.
-        "--stub-schedule", "3 failureRatio=0.5; 7 failureRatio=0",
+        *scenarios,
         "--csv", str(reports / "smoke"), "--html", str(reports / "smoke.html"),
     ]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=RUN_SECONDS + 60,
@@ -61,22 +63,41 @@ def read_stats(path: Path) -> dict[str, dict[str, str]]:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
+def finished_run(stack: Stack, reports: Path, scenarios: tuple[str, ...]
+                 ) -> tuple[dict[str, dict[str, str]], str]:
+    """A Locust run that exited cleanly with no failed request: its statistics by entry name,
+    and the tail of its output for the assertion messages."""
+    result = run_locust(stack, reports, scenarios)
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    stats = read_stats(reports / "smoke_stats.csv")
+    assert int(stats["Aggregated"]["Failure Count"]) == 0, output
+    return stats, output
+
+
 def test_a_short_locust_run_finishes_every_task_with_only_expected_failures(
     platform: Stack, tmp_path: Path
 ) -> None:
-    result = run_locust(platform, tmp_path)
-    output = result.stdout[-3000:] + result.stderr[-3000:]
-    assert result.returncode == 0, output
-
-    stats = read_stats(tmp_path / "smoke_stats.csv")
+    stats, output = finished_run(platform, tmp_path, CLASSIC_SCENARIOS)
     e2e = stats["task e2e"]
     assert int(e2e["Request Count"]) > 0, output
     assert int(e2e["Failure Count"]) == 0, output
     assert "task e2e interrupted" not in stats, output
-    assert int(stats["Aggregated"]["Failure Count"]) == 0, output
     # Every scenario ran and got the answers the contract promises.
     for name in ("task e2e fail-id", "task e2e unknown-id", "task e2e injected failure",
                  "PUT stub /admin/behaviour"):
         assert int(stats[name]["Request Count"]) > 0, f"{name}: {output}"
     assert any(name.startswith("invalid: ") for name in stats), output
     assert (tmp_path / "smoke.html").stat().st_size > 0
+
+
+def test_the_opt_in_scenarios_replay_every_create_to_its_task_and_cancel_in_the_contract(
+    platform: Stack, tmp_path: Path
+) -> None:
+    stats, output = finished_run(platform, tmp_path, OPERATOR_SCENARIOS)
+    for name in ("task e2e idempotent", "POST /api/v1/equipment/cpe/[id] (Idempotency-Key replay)",
+                 "DELETE /api/v1/equipment/cpe/[id]/task/[task]"):
+        assert int(stats[name]["Request Count"]) > 0, f"{name}: {output}"
+    cancelled = sum(int(stats[name]["Request Count"]) for name in ("task e2e cancelled", "task e2e cancel too late")
+                    if name in stats)
+    assert cancelled > 0, output

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import IdempotencyKeyReused, IdempotentRequestInProgress
 from . import contract
 
 
@@ -49,6 +50,133 @@ OVERLOADED = {**answer_schema("At the in-flight limit; retry after Retry-After s
 UNAUTHORIZED = answer_schema("Missing or wrong bearer token (only when API_TOKENS is set)", 401,
                        "Unauthorized")
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Optional (IETF draft 'The Idempotency-Key HTTP Header Field'): a structured-field "
+                   "string (\"...\") or the bare key, 1 to 255 printable ASCII characters, at most one. "
+                   "Scoped to the caller (bearer token) and the equipment id; kept "
+                   "IDEMPOTENCY_TTL_SECONDS. The same key and body answer the first 200 again, "
+                   "with the same taskId.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+}
+IDEMPOTENCY_IN_PROGRESS = {
+    **answer_schema("Idempotency-Key: the first request with this key is still being processed; "
+                    "retry after Retry-After seconds", 409,
+                    IdempotentRequestInProgress.message),
+    "headers": {"Retry-After": {"schema": {"type": "string"}}},
+}
+IDEMPOTENCY_MISMATCH = answer_schema(
+    "Idempotency-Key: the key was already used with a different request body", 422,
+    IdempotencyKeyReused.message)
+IDEMPOTENT_REPLAYED = {"Idempotent-Replayed": {
+    "description": "'true' when the answer replays the first answer to this Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]}}}
+
+# -- cancellation, task detail and history (additions; the classic rows are unchanged) -------
+CANCEL_ACCEPTED = answer_schema("Cancellation accepted: the task was pending (now cancelled, Service "
+                                "A is never called) or is running (the request is recorded; the "
+                                "call is not aborted and its outcome is recorded)", 202,
+                                contract.CANCEL_ACCEPTED)
+FINAL_STATE = _one_of(
+    "Nothing to cancel: the task is final; the body is the classic GET's body for it",
+    answer_schema("", 200, contract.COMPLETED),
+    answer_schema("", contract.CANCELLED_CODE, contract.CANCELLED),
+    answer_schema("", 404, "The requested equipment is not found"),
+    answer_schema("", 500, contract.INTERNAL_ERROR),
+)
+EQUIPMENT_BUSY = answer_schema("EQUIPMENT_CONCURRENCY=reject: the device has an unfinished task; "
+                               "taskId names it", 409, "Equipment already has a task in progress")
+EQUIPMENT_BUSY["content"]["application/json"]["schema"]["required"].append("taskId")
+EQUIPMENT_BUSY["content"]["application/json"]["schema"]["properties"]["taskId"] = {
+    "type": "string", "format": "uuid"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+TASK_DETAIL = {
+    "type": "object",
+    "required": ["taskId", "equipmentId", "status", "failureReason", "createdAt", "runningAt",
+                 "finishedAt", "cancelRequestedAt", "cancelRequested", "attempts", "traceId"],
+    "properties": {
+        "taskId": {"type": "string", "format": "uuid"},
+        "equipmentId": {"type": "string", "pattern": "^[a-zA-Z0-9]{6,}$"},
+        "status": {"type": "string",
+                   "enum": ["pending", "running", "completed", "failed", "cancelled"]},
+        "failureReason": {"type": ["string", "null"],
+                          "enum": ["equipment_not_found", "rejected_by_service_a",
+                                   "service_a_unavailable", "not_queued", None]},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "runningAt": _NULLABLE_TIME, "finishedAt": _NULLABLE_TIME,
+        "cancelRequestedAt": _NULLABLE_TIME,
+        "cancelRequested": {"type": "boolean"},
+        "attempts": {"type": ["integer", "null"], "minimum": 0,
+                     "description": "Calls made to Service A; null until the task is final"},
+        "traceId": {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$",
+                    "description": "The create's trace (open it in Jaeger); null when tracing was off"},
+    },
+}
+HISTORY_PAGE = {
+    "type": "object", "required": ["tasks", "nextCursor"],
+    "properties": {"tasks": {"type": "array", "maxItems": 100, "items": TASK_DETAIL},
+                   "nextCursor": {"type": ["string", "null"], "maxLength": 128}},
+}
+HISTORY_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "description": "Tasks per page, 1 to 100 (default 20); anything else is 400",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "The nextCursor of the previous page (opaque); anything else is 400",
+     "schema": {"type": "string", "maxLength": 128}},
+]
+
+
+def _add_cancellation_and_history(document: dict[str, Any]) -> None:
+    """DELETE of a task, the v2 detail and history routes, and reject mode's 409 on create."""
+    paths = document["paths"]
+    create = paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]
+    if "409" in create:  # another 409 is documented already: either, with its headers
+        create["409"] = {**_one_of("Conflict", create["409"], EQUIPMENT_BUSY),
+                         "headers": create["409"].get("headers", {})}
+    else:
+        create["409"] = EQUIPMENT_BUSY
+    # Links from a create to the task's operations, so a stateful run cancels and reads real tasks.
+    task = {"task_id": "$response.body#/taskId"}
+    device = {"equipment_id": "$request.path.equipment_id"}
+    create["200"].setdefault("links", {}).update({
+        "CancelTask": {"operationId": "cancelTask", "parameters": {**device, **task}},
+        "TaskDetail": {"operationId": "taskDetail", "parameters": task},
+        "EquipmentTasks": {"operationId": "equipmentTasks", "parameters": device},
+    })
+    paths["/api/v1/equipment/cpe/{equipment_id}/task/{task_id}"]["delete"] = {
+        "operationId": "cancelTask",
+        "description": "Cancel a task (after Google AIP-151's CancelOperation).",
+        "parameters": [EQUIPMENT_ID, TASK_ID],
+        "responses": {
+            "200": FINAL_STATE, "202": CANCEL_ACCEPTED,
+            "404": _one_of("Equipment or task not found", EQUIPMENT_NOT_FOUND, TASK_NOT_FOUND),
+            "500": INTERNAL, "503": OVERLOADED,
+        },
+    }
+    paths["/api/v2/tasks/{task_id}"] = {"get": {
+        "operationId": "taskDetail",
+        "parameters": [TASK_ID],
+        "responses": {
+            "200": {"description": "The task; timestamps ISO-8601 UTC with milliseconds",
+                    "content": {"application/json": {"schema": TASK_DETAIL}}},
+            "404": TASK_NOT_FOUND, "500": INTERNAL, "503": OVERLOADED,
+        },
+    }}
+    paths["/api/v2/equipment/{equipment_id}/tasks"] = {"get": {
+        "operationId": "equipmentTasks",
+        "description": "The device's recent tasks (at most EQUIPMENT_HISTORY_LIMIT, within the "
+                       "task TTL), newest first.",
+        "parameters": [EQUIPMENT_ID, *HISTORY_QUERY],
+        "responses": {
+            "200": {"description": "A page; nextCursor is null on the last one",
+                    "content": {"application/json": {"schema": HISTORY_PAGE}}},
+            "400": answer_schema("A bad limit or cursor; the message says which", 400),
+            "404": EQUIPMENT_NOT_FOUND, "500": INTERNAL, "503": OVERLOADED,
+        },
+    }}
+
+
 PROVISIONING_REQUEST = {
     "type": "object",
     "required": ["timeoutInSeconds", "parameters"],
@@ -80,17 +208,19 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
             "/api/v1/equipment/cpe/{equipment_id}": {
                 "post": {
                     "operationId": "createTask",
-                    "parameters": [EQUIPMENT_ID],
+                    "parameters": [EQUIPMENT_ID, IDEMPOTENCY_KEY],
                     "requestBody": {"required": True, "content": {
                         "application/json": {"schema": PROVISIONING_REQUEST}}},
                     "responses": {
                         "200": {"description": "Queued (the broker confirmed the task)",
+                                "headers": IDEMPOTENT_REPLAYED,
                                 "content": {"application/json": {"schema": {
                                     "type": "object", "required": ["code", "taskId"],
                                     "properties": {"code": {"type": "integer", "const": 200},
                                                    "taskId": {"type": "string", "format": "uuid"}},
                                 }}}},
                         "400": INVALID, "404": EQUIPMENT_NOT_FOUND, "413": TOO_LARGE,
+                        "409": IDEMPOTENCY_IN_PROGRESS, "422": IDEMPOTENCY_MISMATCH,
                         "500": INTERNAL, "503": OVERLOADED,
                     },
                 },
@@ -110,6 +240,7 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
             },
         },
     }
+    _add_cancellation_and_history(document)
     if with_auth:
         document["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
         document["security"] = [{"bearer": []}]

@@ -1,4 +1,4 @@
-"""Service B's routes: create a task, answer its status, report health."""
+"""Service B's routes: create a task, answer its status, cancel it, report health."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from sanic import Blueprint, HTTPResponse, json
 
 from ..errors import (
     BrokerNotConnected,
+    EquipmentBusy,
     EquipmentNotFound,
     ProvisioningFailed,
     StoreUnavailable,
     TaskNotFound,
 )
+from ..idempotency_key import HEADER as IDEMPOTENCY_HEADER
+from ..idempotency_key import parse_idempotency_key
 from ..models import (
     FailureReason,
     ProvisioningRequest,
@@ -26,10 +29,12 @@ from ..models import (
     parse_json_body,
     parse_provisioning_request,
 )
-from ..store import TransitionOutcome
-from ..telemetry.tracing import annotate
+from ..settings import EquipmentConcurrency
+from ..store import CancelOutcome, TransitionOutcome
+from ..telemetry.tracing import annotate, current_trace_id
 from . import contract
 from .context import ServiceContext, ServiceRequest
+from .idempotent import IdempotentCreate, create_once
 from .openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -52,10 +57,25 @@ async def create_task(request: ServiceRequest, equipment_id: str) -> HTTPRespons
 async def _create_task(request: ServiceRequest, equipment_id: str) -> HTTPResponse:
     check_equipment_id(equipment_id)
     annotate(**{"equipment.id": equipment_id})
+    key = parse_idempotency_key(request.headers.getall(IDEMPOTENCY_HEADER, []))
     provisioning = parse_provisioning_request(parse_json_body(request.body))
+    ctx = request.app.ctx
     task_id = str(uuid.uuid4())
-    await _enqueue(request.app.ctx, task_id, equipment_id, provisioning)
-    return contract.task_created(task_id)
+    if key is None:
+        await _enqueue(ctx, task_id, equipment_id, provisioning)
+        return contract.task_created(task_id)
+    # Validated before the claim: a refused request stores nothing.
+    create = IdempotentCreate.of(ctx, key=key, caller=_caller(request), equipment_id=equipment_id,
+                                 provisioning=provisioning)
+    return await create_once(ctx, create, task_id,
+                             lambda: _enqueue(ctx, task_id, equipment_id, provisioning))
+
+
+def _caller(request: ServiceRequest) -> str | None:
+    """The bearer token when tokens are on (the guard has accepted it by now), else None."""
+    if not request.app.ctx.settings.tokens:
+        return None
+    return str(request.headers.get("authorization", "")).removeprefix("Bearer ")
 
 
 async def _enqueue(
@@ -70,7 +90,13 @@ async def _enqueue(
     only while it is still ``pending``; if a worker already took the task, it was queued after
     all and the create succeeds.
     """
-    created_at = await ctx.store.create(task_id, equipment_id)
+    reject = ctx.settings.equipment_concurrency is EquipmentConcurrency.REJECT
+    try:
+        created_at = await ctx.store.create(task_id, equipment_id, exclusive=reject,
+                                            trace_id=current_trace_id())
+    except EquipmentBusy:
+        ctx.metrics.equipment_busy.inc()
+        raise
     message = TaskMessage(task_id, equipment_id, provisioning, created_at)
     try:
         await ctx.broker.publish(ctx.settings.broker.tasks_queue, message.encode(), message_id=task_id)
@@ -124,7 +150,41 @@ async def _task_status(request: ServiceRequest, equipment_id: str, task_id: str)
         if record.failure is FailureReason.EQUIPMENT_NOT_FOUND:
             raise EquipmentNotFound()
         raise ProvisioningFailed(record.failure)
+    if record.status is TaskStatus.CANCELLED:
+        return contract.task_cancelled()
     return contract.task_running()
+
+
+@equipment.delete("/<equipment_id:str>/task/<task_id:str>")
+async def cancel_task(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
+    with request.app.ctx.in_flight.admit():
+        return await _cancel_task(request, equipment_id, task_id)
+
+
+async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
+    """Cancel a task, after AIP-151's CancelOperation: persistent (in the record, so a worker
+    that restarts still sees it) and never aborting a call already in flight.
+
+    202: it was pending (now ``cancelled``; the worker acks its message without calling
+    Service A) or it is running (only the request is recorded; the call and its retries go on
+    and their outcome is recorded). 200: it is final, nothing to cancel; the body is the
+    classic GET's body for it. 404: exactly as GET."""
+    check_equipment_id(equipment_id)
+    annotate(**{"equipment.id": equipment_id, "task.id": task_id})
+    ctx = request.app.ctx
+    task_id = check_task_id(task_id)
+    outcome, _ = await ctx.store.cancel(task_id, equipment_id)
+    ctx.metrics.cancellations.labels(outcome=outcome.value).inc()
+    if outcome is CancelOutcome.MISSING:
+        raise TaskNotFound()
+    if outcome is not CancelOutcome.ALREADY_FINAL:
+        log.info("task cancellation %s", outcome.value,
+                 extra={"task_id": task_id, "equipment_id": equipment_id})
+        return contract.cancel_accepted()
+    record = await ctx.store.get(task_id)
+    if record is None:  # expired between the two reads
+        raise TaskNotFound()
+    return contract.final_state(record.status, record.failure)
 
 
 @meta.get("/openapi.json")

@@ -21,6 +21,8 @@ __all__ = ["ApiMetrics", "BrokerMetrics", "WorkerMetrics", "exemplar"]
 
 CALL_BUCKETS = (0.05, 0.1, 0.5, 1, 5, 10, 30, 45, 55, 60, 61, 62, 65, 70, 90, 120)
 TASK_BUCKETS = (0.5, 1, 5, 10, 30, 60, 61, 62, 65, 70, 90, 120, 180, 300, 600, 1800)
+# Up to a whole lease: SERVICE_A_TIMEOUT_SECONDS (90) + EQUIPMENT_LEASE_MARGIN_SECONDS (5).
+LEASE_WAIT_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 90, 95, 120)
 
 
 # Known label values, created at 0 when a registry is made: a series that first appears at its
@@ -28,8 +30,10 @@ TASK_BUCKETS = (0.5, 1, 5, 10, 30, 60, 61, 62, 65, 70, 90, 120, 180, 300, 600, 1
 DEAD_LETTER_REASONS = ("malformed", "unknown_task", "too_large")
 FAILURE_REASONS = ("equipment_not_found", "rejected_by_service_a", "service_a_unavailable", "not_queued")
 RESULT_OUTCOMES = ("applied", "duplicate", "unknown_task", "malformed")
-WORKER_OUTCOMES = ("completed", "failed", "already_final", "dead_lettered", "handed_back")
+WORKER_OUTCOMES = ("completed", "failed", "already_final", "cancelled", "dead_lettered", "handed_back")
 SERVICE_A_OUTCOMES = ("success", "not_found", "rejected", "error")
+CANCEL_OUTCOMES = ("cancelled", "requested", "final", "missing")
+IDEMPOTENCY_OUTCOMES = ("created", "replayed", "in_progress", "mismatch", "released")
 
 
 class BrokerMetrics:
@@ -83,6 +87,23 @@ class ApiMetrics(ProcessMetrics):
             "provisioning_results", "Result messages consumed, by what they did", ["outcome"],
             registry=self.registry,
         )
+        self.idempotency = Counter(
+            "provisioning_api_idempotency",
+            "Creates with an Idempotency-Key, by outcome (created, replayed, in_progress, "
+            "mismatch, released)", ["outcome"], registry=self.registry,
+        )
+        start_at_zero(self.idempotency, "outcome", IDEMPOTENCY_OUTCOMES)
+        self.cancellations = Counter(
+            "provisioning_api_cancellations",
+            "DELETE of a task, by outcome (cancelled: it was pending; requested: it was running; "
+            "final: nothing to cancel; missing: 404)", ["outcome"], registry=self.registry,
+        )
+        start_at_zero(self.cancellations, "outcome", CANCEL_OUTCOMES)
+        self.equipment_busy = Counter(
+            "provisioning_api_equipment_busy",
+            "Creates refused with 409 because the device has an unfinished task (reject mode)",
+            registry=self.registry,
+        )
         start_at_zero(self.tasks_failed, "reason", FAILURE_REASONS)
         start_at_zero(self.results, "outcome", RESULT_OUTCOMES)
 
@@ -111,3 +132,14 @@ class WorkerMetrics(ProcessMetrics):
         )
         start_at_zero(self.tasks, "outcome", WORKER_OUTCOMES)
         start_at_zero(self.service_a_duration, "outcome", SERVICE_A_OUTCOMES)
+        # EQUIPMENT_CONCURRENCY=reject: each Service A attempt first takes its device's lease.
+        self.equipment_lease_wait = Histogram(
+            "provisioning_worker_equipment_lease_wait_seconds",
+            "Time a Service A attempt waited for its device's lease (0 when it was free)",
+            buckets=LEASE_WAIT_BUCKETS, registry=self.registry,
+        )
+        self.equipment_lease_waits = Counter(
+            "provisioning_worker_equipment_lease_waits",
+            "Service A attempts that found their device's lease held and waited for it",
+            registry=self.registry,
+        )

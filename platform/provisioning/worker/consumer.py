@@ -2,10 +2,12 @@
 
     malformed                          -> dead-letter
     unknown task (no record)           -> dead-letter
+    cancelled (DELETE while pending)   -> ack, Service A is never called
     already final (a redelivery)       -> ack, Service A is not called again
-    otherwise: mark running, call Service A with retries, publish the result with confirms,
-    then ack. A result that cannot be published yet is retried while the task is held; only
-    when the task's channel is gone is it left to the broker's redelivery.
+    otherwise: mark running, call Service A with retries (in reject mode each attempt holds
+    the device's lease, ``equipment_lease``), publish the result with confirms, then ack. A
+    result that cannot be published yet is retried while the task is held; only when the
+    task's channel is gone is it left to the broker's redelivery.
 Redis being down holds the message (see ``store.until_available``) rather than requeueing it.
 """
 
@@ -15,10 +17,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 
 from ..backoff import Backoff
-from ..collaborators import InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
+from ..collaborators import DeviceLease, InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
 from ..errors import (
     BrokerUnavailable,
     InvalidMessage,
@@ -41,7 +43,9 @@ class TaskProcessor:
     """The handler of the tasks queue.
 
     ``backoff`` paces the calls to Service A; ``store_retry`` and ``publish_retry`` pace the
-    retries while the task is held because Redis or the broker is away."""
+    retries while the task is held because Redis or the broker is away. ``lease`` (reject mode
+    only; None in parallel mode, which then costs no Redis round trip) gives each attempt the
+    device to itself."""
 
     def __init__(
         self,
@@ -55,6 +59,7 @@ class TaskProcessor:
         metrics: WorkerMetrics,
         store_retry: Backoff = STORE_RETRY,
         publish_retry: Backoff = RESULT_PUBLISH_RETRY,
+        lease: DeviceLease | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -65,6 +70,7 @@ class TaskProcessor:
         self._metrics = metrics
         self._store_retry = store_retry
         self._publish_retry = publish_retry
+        self._lease = lease
 
     async def __call__(self, delivery: InboundDelivery) -> None:
         with self._held():
@@ -88,6 +94,20 @@ class TaskProcessor:
             self._metrics.service_a_duration.labels(outcome=outcome).observe(
                 time.perf_counter() - started, exemplar=exemplar()
             )
+
+    def _device(self, task: TaskMessage) -> AbstractAsyncContextManager[float]:
+        """The device to this attempt alone (reject mode), or nothing to wait for."""
+        if self._lease is None:
+            return nullcontext(0.0)
+        return self._lease.hold(task.equipment_id, task.task_id)
+
+    def _count_wait(self, waited: float, fields: dict[str, str]) -> None:
+        if self._lease is None:
+            return
+        self._metrics.equipment_lease_wait.observe(waited)
+        if waited > 0:
+            self._metrics.equipment_lease_waits.inc()
+            log.info("waited %.1fs for the device's lease", waited, extra=fields)
 
     @contextmanager
     def _held(self) -> Iterator[None]:
@@ -118,6 +138,10 @@ class TaskProcessor:
             log.error("dead-lettering a task that has no record", extra=fields)
             await delivery.dead_letter("unknown_task")
             return "dead_lettered"
+        if transition.previous is TaskStatus.CANCELLED:
+            log.info("task was cancelled before it ran; not calling Service A", extra=fields)
+            await delivery.ack()
+            return "cancelled"
         if transition.previous is not None and transition.previous.is_final:
             log.info("redelivered task is already %s; not calling Service A again",
                      transition.previous, extra=fields)
@@ -164,7 +188,9 @@ class TaskProcessor:
             attempt += 1
             if attempt > 1:
                 self._metrics.service_a_retries.inc()
-            error = await self._call_service_a(task)
+            async with self._device(task) as waited:
+                self._count_wait(waited, fields)
+                error = await self._call_service_a(task)
             if error is None:
                 break
             if isinstance(error, ServiceAFinalError):
