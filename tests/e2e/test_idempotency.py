@@ -21,7 +21,7 @@ from cpe_devkit.stack import Stack, throwaway_stack
 from provisioning.idempotency import KeyRecord, KeyState
 from provisioning.idempotency_key import NO_CALLER, fingerprint, scope_digest
 from provisioning.models import parse_provisioning_request
-from tests.e2e import test_tracing
+from tests.support.otlp import OtlpReceiver
 from tests.support.platforms import e2e_environment
 
 COMPLETED = {"code": 200, "message": "Completed"}
@@ -32,7 +32,6 @@ IN_PROGRESS = {"code": 409, "message": "A request with this Idempotency-Key is s
 TOKENS = ("idem-token-a", "idem-token-b")
 POST_SPAN = "POST /api/v1/equipment/cpe/<equipment_id>"
 
-receiver = test_tracing.receiver  # the OTLP/HTTP receiver fixture that keeps every span
 
 
 def equipment() -> str:
@@ -299,7 +298,7 @@ async def _value(redis: aioredis.Redis, name: str) -> object:
 # -- traces -------------------------------------------------------------------------------
 
 @pytest.fixture
-def traced_api(receiver: tuple[test_tracing.OtlpReceiver, int], cert_dir: Path, tmp_path: Path
+def traced_api(receiver: tuple[OtlpReceiver, int], cert_dir: Path, tmp_path: Path
                ) -> Iterator[Stack]:
     environment = e2e_environment(cert_dir, API_METRICS_PORT="0", OTEL_BSP_SCHEDULE_DELAY="200",
                                   OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver[1]}")
@@ -308,7 +307,7 @@ def traced_api(receiver: tuple[test_tracing.OtlpReceiver, int], cert_dir: Path, 
 
 
 async def test_the_create_span_carries_the_idempotency_outcome(
-    traced_api: Stack, receiver: tuple[test_tracing.OtlpReceiver, int]
+    traced_api: Stack, receiver: tuple[OtlpReceiver, int]
 ) -> None:
     equipment_id, key = equipment(), new_key()
     async with client_session(traced_api.ca_file) as session:

@@ -11,7 +11,7 @@ import pytest
 
 from cpe_devkit.client import DEVICE_PASSWORD, Client
 from cpe_devkit.stack import Stack
-from tests.e2e.test_tracing import OtlpReceiver, receiver, traced_platform, wait_for_trace
+from tests.support.otlp import OtlpReceiver, wait_for_trace
 from tests.support.platforms import FAILING_ID
 from tests.support.task_routes import (
     client_fixture,
@@ -21,8 +21,6 @@ from tests.support.task_routes import (
     history,
     module_platform,
 )
-
-__all__ = ["receiver", "traced_platform"]  # fixtures of the tracing tests, used here
 
 HISTORY_LIMIT = 3
 TASK_NOT_FOUND = {"code": 404, "message": "The requested task is not found"}
