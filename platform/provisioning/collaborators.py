@@ -53,6 +53,13 @@ class DeviceLease(Protocol):
     def hold(self, equipment_id: str, task_id: str) -> AbstractAsyncContextManager[float]: ...
 
 
+class TurnHandOver(Protocol):
+    """Serialize mode (``serialization.Serializer``): give the device's turn to its next
+    waiting task while holding the trigger message; False when the trigger's channel is gone."""
+
+    async def hand_over_held(self, delivery: InboundDelivery, equipment_id: str) -> bool: ...
+
+
 class InboundDelivery(Protocol):
     """A message held by its handler until one of its three fates (``messaging.Delivery``)."""
 

@@ -1,14 +1,14 @@
 """A device's lease: at most one Service A call per device at a time, across every worker.
 
-In ``reject`` mode (``EQUIPMENT_CONCURRENCY``) a worker holds ``{prefix}lease:{equipment_id}``
-around every Service A attempt. The lease is a Redis string holding the holder's token (task
-id and a fresh uuid per attempt) with an expiry of ``SERVICE_A_TIMEOUT_SECONDS +
-EQUIPMENT_LEASE_MARGIN_SECONDS``, set just before the call starts. A worker that dies cannot tell
-Service A to stop, so its lease is simply left to expire: Service A gives up a call no later than
-its client's timeout (the assumption this rests on), and the margin covers the time between
-setting the lease and sending the request, and the network. A live holder never renews: its
-lease already outlasts its own call. It releases the lease after the attempt with a
-compare-and-delete, so a holder whose lease expired can never delete its successor's.
+In ``reject`` and ``serialize`` mode (``EQUIPMENT_CONCURRENCY``) a worker holds
+``{prefix}lease:{equipment_id}`` around every Service A attempt. The lease is a Redis string
+holding the holder's token (task id and a fresh uuid per attempt) with an expiry of
+``SERVICE_A_TIMEOUT_SECONDS + EQUIPMENT_LEASE_MARGIN_SECONDS``, set just before the call starts.
+A worker that dies cannot tell Service A to stop, so its lease is simply left to expire: Service
+A gives up a call no later than its client's timeout (the assumption this rests on), and the
+margin covers the time between setting the lease and sending the request, and the network. A
+live holder never renews: its lease already outlasts its own call. It releases the lease after
+the attempt with a compare-and-delete, so a holder whose lease expired can never delete its successor's.
 
 An attempt that does not finish (the handler is cancelled mid-call: a drain that ran out of time,
 a lost channel) does not release either: the call may still be running at Service A, exactly as
@@ -19,8 +19,9 @@ lease's remaining time and sleeps at most that long (the one ``Backoff``, capped
 remaining time), so it retries promptly when a live holder releases early and never sleeps past
 the expiry. Redis being away holds the message too (``store.until_available``).
 
-Serialize mode can reuse this lease unchanged: hold it around the whole task instead of each
-attempt, and put a per-device queue of waiting task ids in front of ``hold`` to decide order.
+Serialize mode uses this lease unchanged, per attempt: order comes from the device's turn
+(``serialization``), which puts only one task of a device on the tasks queue at a time; the lease
+keeps a redelivered task's call from overlapping the call its dead worker left running.
 """
 
 from __future__ import annotations

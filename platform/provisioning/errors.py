@@ -9,6 +9,7 @@
     │   ├── Conflict                409: the request clashes with the state of a task or device
     │   │   ├── IdempotentRequestInProgress  409: the first request with this Idempotency-Key is not done
     │   │   └── EquipmentBusy       409: reject mode, the device has an unfinished task (its taskId)
+    │   │       └── EquipmentQueueFull  409: serialize mode, the device has its limit of tasks waiting
     │   └── IdempotencyKeyReused    422: the Idempotency-Key was used with a different body
     ├── ProvisioningFailed          500: the task ended in failure
     ├── ServiceOverloaded           503: this process holds its limit of requests in flight
@@ -102,6 +103,13 @@ class EquipmentBusy(Conflict):
 
     def body_fields(self) -> dict[str, str]:
         return {"taskId": self.task_id}
+
+
+class EquipmentQueueFull(EquipmentBusy):
+    """409 (``EQUIPMENT_CONCURRENCY=serialize``): the device already has ``EQUIPMENT_MAX_WAITING``
+    tasks waiting for their turn; ``taskId`` names the one that holds the turn now."""
+
+    message = "Equipment has too many tasks waiting"
 
 
 class IdempotencyKeyReused(RequestRejected):

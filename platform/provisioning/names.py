@@ -9,6 +9,7 @@ LEASE_KEY = "lease:"  # per-device lease held while a worker calls Service A
 DEFAULT_TASKS_QUEUE = "tasks_queue"
 DEFAULT_RESULTS_QUEUE = "results_queue"
 DEAD_LETTER_SUFFIX = ".dead"
+PARKING_SUFFIX = ".waiting."  # serialize mode: {tasks queue}.waiting.{task id} holds a waiting task
 
 API_APP_NAME = "service_b"
 CONTENT_TYPE_JSON = "application/json"

@@ -108,6 +108,12 @@ class EquipmentConcurrency(enum.StrEnum):
 
     PARALLEL = "parallel"  # the classic behaviour: tasks of one device may run at once
     REJECT = "reject"  # a create for a device with an unfinished task answers 409
+    SERIALIZE = "serialize"  # a device's tasks wait their turn and run one after another
+
+    @property
+    def exclusive(self) -> bool:
+        """One Service A call per device at a time (the worker's lease): reject and serialize."""
+        return self is not EquipmentConcurrency.PARALLEL
 
     @classmethod
     def from_env(cls, env: Environment) -> EquipmentConcurrency:
@@ -161,6 +167,7 @@ class ApiSettings:
     tls: TlsSettings
     idempotency: IdempotencySettings
     history_limit: int = 100  # EQUIPMENT_HISTORY_LIMIT: tasks kept per device, newest
+    max_waiting: int = 100  # EQUIPMENT_MAX_WAITING: serialize mode, tasks waiting per device
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -182,6 +189,7 @@ class ApiSettings:
             tls=TlsSettings.from_env(env),
             idempotency=IdempotencySettings.from_env(env),
             history_limit=env.integer("EQUIPMENT_HISTORY_LIMIT", 100, minimum=1),
+            max_waiting=env.integer("EQUIPMENT_MAX_WAITING", 100, minimum=1),
         )
 
 

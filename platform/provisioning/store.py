@@ -11,9 +11,12 @@ Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task 
 
 - ``:tasks``, a sorted set of the device's task ids scored by creation time, written in the
   create's script and trimmed there to the ``history_limit`` newest (the v2 history);
-- ``:active``, the task id of the device's unfinished task, only in ``reject`` mode
-  (``create(exclusive=True)``); a final transition, a cancel or a delete of that task removes it
-  (compare-and-delete inside the same script).
+- ``:active``, the task id of the device's unfinished task, in ``reject`` mode
+  (``create(exclusive=True)``) and ``serialize`` mode (the task holding the device's turn); a
+  final transition, a cancel or a delete of that task removes it (compare-and-delete inside the
+  same script);
+- ``:waiting``, serialize mode only: a list of the ids of the tasks waiting for the device's
+  turn, in creation order, at most ``EQUIPMENT_MAX_WAITING`` (see ``serialization``).
 
 The scripts derive the device keys from the record's equipment id, so the store needs a single
 Redis keyspace (one node, or Sentinel), which is what it connects to.
@@ -36,7 +39,7 @@ from redis.exceptions import RedisError
 
 from . import names
 from .backoff import Backoff
-from .errors import EquipmentBusy, StoreUnavailable
+from .errors import EquipmentBusy, EquipmentQueueFull, StoreUnavailable
 from .models import FailureReason, TaskRecord, TaskStatus
 from .settings import RedisSettings
 
@@ -66,6 +69,7 @@ _RANKS = [item for status, rank in STATUS_RANK.items() for item in (status.value
 
 ACTIVE_SUFFIX = ":active"  # {prefix}equipment:{id}:active, the device's unfinished task
 HISTORY_SUFFIX = ":tasks"  # {prefix}equipment:{id}:tasks, the device's recent tasks
+WAITING_SUFFIX = ":waiting"  # {prefix}equipment:{id}:waiting, serialize mode: ids in turn order
 
 # Shared by the scripts below: ``settle(task id, equipment id, final?)`` keeps the device's
 # ``active`` pointer right once the task changed: removed when the task ended, its TTL renewed
@@ -104,16 +108,33 @@ settle(ARGV[10], ARGV[9], equipment or '', ARGV[6] == '1', ARGV[5])
 return {'applied', current, created}
 """
 
-# KEYS[1] the task, KEYS[2] the device's history, KEYS[3] the device's unfinished task.
-# ARGV: 1 task id, 2 equipment id, 3 now, 4 ttl, 5 history limit, 6 exclusive ("1"/"0"),
-# 7 trace id ("" for none), 8 the task key prefix, 9 pending, 10 running.
-# Returns {"created", ""}, or {"busy", the unfinished task id} (exclusive only; nothing written).
+# KEYS[1] the task, KEYS[2] the device's history, KEYS[3] the device's unfinished task, KEYS[4]
+# the device's waiting tasks. ARGV: 1 task id, 2 equipment id, 3 now, 4 ttl, 5 history limit,
+# 6 mode ("0" parallel, "1" reject, "2" serialize), 7 trace id ("" for none), 8 the task key
+# prefix, 9 pending, 10 running, 11 the most tasks waiting per device (serialize).
+# Returns {outcome, task id, depth}: {"created", "", 0}; {"busy", the unfinished task} (reject;
+# nothing written); {"full", the unfinished task, depth} (serialize, the waiting list is at its
+# bound; nothing written); {"park", the unfinished task or "", depth} (serialize: the record is
+# written with ``parked``, its id appended to the waiting list, which now holds ``depth``).
 _CREATE = """
-if ARGV[6] == '1' then
+local park = false
+if ARGV[6] ~= '0' then
   local active = redis.call('GET', KEYS[3])
+  local busy = false
   if active then
     local status = redis.call('HGET', ARGV[8] .. active, 'status')
-    if status == ARGV[9] or status == ARGV[10] then return {'busy', active} end
+    busy = status == ARGV[9] or status == ARGV[10]
+  end
+  if ARGV[6] == '1' and busy then return {'busy', active, 0} end
+  if ARGV[6] == '2' then
+    -- Behind every task already waiting, even when the turn is free for a moment: creation order.
+    local depth = redis.call('LLEN', KEYS[4])
+    if busy or depth > 0 then
+      if depth >= tonumber(ARGV[11]) then
+        return {'full', active or redis.call('LINDEX', KEYS[4], 0), depth}
+      end
+      park = busy and active or ''  -- a string, even '', is true in Lua: park behind it
+    end
   end
 end
 redis.call('HSET', KEYS[1], 'equipment_id', ARGV[2], 'status', ARGV[9],
@@ -123,8 +144,14 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4]) end
-return {'created', ''}
+if park then
+  redis.call('HSET', KEYS[1], 'parked', '1')
+  local depth = redis.call('RPUSH', KEYS[4], ARGV[1])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
+  return {'park', park, depth}
+end
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4]) end
+return {'created', '', 0}
 """
 
 # KEYS[1] the task. ARGV: 1 the equipment id it must belong to, 2 now, 3 ttl, 4 the task id,
@@ -152,12 +179,13 @@ return {'final', status}
 """
 
 # KEYS[1] the task. ARGV: 1 the task id, 2 the device key prefix. Deletes the record, its
-# history entry and the device's pointer to it.
+# history entry, its place in the device's waiting list and the device's pointer to it.
 _DELETE = _SETTLE + """
 local equipment = redis.call('HGET', KEYS[1], 'equipment_id')
 redis.call('DEL', KEYS[1])
 if equipment then
   redis.call('ZREM', ARGV[2] .. equipment .. ':tasks', ARGV[1])
+  redis.call('LREM', ARGV[2] .. equipment .. ':waiting', 0, ARGV[1])
   settle(ARGV[2], ARGV[1], equipment, true, 0)
 end
 return 1
@@ -171,6 +199,41 @@ local ties = 0
 if ARGV[2] == '1' then ties = redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) end
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES',
                   'LIMIT', 0, tonumber(ARGV[3]) + ties)
+"""
+
+# Serialize mode: give the device's turn to its next task. KEYS[1] the device's unfinished
+# task, KEYS[2] its waiting list. ARGV: 1 the task key prefix, 2 pending, 3 running, 4 ttl.
+# Returns {outcome, task id, depth, created_at, skipped ids...}: "busy" (the turn's task is
+# pending or running and its message is on the tasks queue: nothing to do), "move" (the turn's
+# task, just given the turn or given it by a hand-over that did not finish, is parked: its
+# message must be moved), "idle" (no task waits; the pointer is deleted). Skipped: waiting
+# tasks popped because they are no longer pending (cancelled, tombstoned, expired).
+_ADVANCE = """
+local skipped = {}
+local active = redis.call('GET', KEYS[1])
+if active then
+  local status, parked, created = unpack(
+    redis.call('HMGET', ARGV[1] .. active, 'status', 'parked', 'created_at'))
+  if status == ARGV[2] and parked == '1' then
+    return {'move', active, redis.call('LLEN', KEYS[2]), created}
+  end
+  if status == ARGV[2] or status == ARGV[3] then
+    return {'busy', active, redis.call('LLEN', KEYS[2]), created or ''}
+  end
+end
+while true do
+  local id = redis.call('LPOP', KEYS[2])
+  if not id then
+    redis.call('DEL', KEYS[1])
+    return {'idle', '', 0, '', unpack(skipped)}
+  end
+  local status, created = unpack(redis.call('HMGET', ARGV[1] .. id, 'status', 'created_at'))
+  if status == ARGV[2] then
+    redis.call('SET', KEYS[1], id, 'EX', ARGV[4])
+    return {'move', id, redis.call('LLEN', KEYS[2]), created, unpack(skipped)}
+  end
+  skipped[#skipped + 1] = id
+end
 """
 
 DEFAULT_HISTORY_LIMIT = 100
@@ -196,6 +259,41 @@ class CancelOutcome(enum.StrEnum):
     REQUESTED = "requested"  # it is running: the request is recorded, the outcome will be too
     ALREADY_FINAL = "final"  # nothing to cancel
     MISSING = "missing"  # no such task for this equipment id
+
+
+class Admission(enum.StrEnum):
+    """What a create did about the device's turn (serialize mode)."""
+
+    RUN = "run"  # the task has the turn (or the mode has no turns): publish it to the tasks queue
+    PARK = "park"  # the task waits its turn: publish it to its parking queue
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A written record: its creation time and admission; ``waiting`` is the device's waiting
+    depth after a park, and ``behind`` the task holding the turn ("" when it is free now)."""
+
+    created_at: float
+    admission: Admission = Admission.RUN
+    waiting: int = 0
+    behind: str = ""
+
+
+class AdvanceOutcome(enum.StrEnum):
+    BUSY = "busy"
+    MOVE = "move"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """One step of a hand-over (``TaskStore.advance``)."""
+
+    outcome: AdvanceOutcome
+    task_id: str  # the task holding the turn ("" when idle)
+    waiting: int  # the device's waiting depth after the step
+    created_at: float | None
+    skipped: tuple[str, ...]  # waiting tasks dropped: no longer pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +341,7 @@ class TaskStore:
         self._cancel = self._redis.register_script(_CANCEL)
         self._delete = self._redis.register_script(_DELETE)
         self._page = self._redis.register_script(_PAGE)
+        self._advance = self._redis.register_script(_ADVANCE)
         self._closed = False
 
     async def __aenter__(self) -> TaskStore:
@@ -275,6 +374,9 @@ class TaskStore:
     def active_key(self, equipment_id: str) -> str:
         return f"{self._device_prefix}{equipment_id}{ACTIVE_SUFFIX}"
 
+    def waiting_key(self, equipment_id: str) -> str:
+        return f"{self._device_prefix}{equipment_id}{WAITING_SUFFIX}"
+
     async def ping(self) -> None:
         try:
             await self._redis.ping()
@@ -286,21 +388,69 @@ class TaskStore:
         """Write a new ``pending`` record and its entry in the device's history; returns its
         creation time. With ``exclusive`` (``reject`` mode), refuse with ``EquipmentBusy`` and
         write nothing while the device has an unfinished task, else record this one as it."""
+        created = await self._write(task_id, equipment_id, mode="1" if exclusive else "0",
+                                    now=now, trace_id=trace_id)
+        return created.created_at
+
+    async def create_in_turn(self, task_id: str, equipment_id: str, *, max_waiting: int,
+                             now: float | None = None, trace_id: str | None = None) -> Created:
+        """``create`` in serialize mode: a task created while the device has an unfinished
+        task, or tasks waiting, is written ``parked`` and appended to the device's waiting list
+        (``Admission.PARK``), else it takes the turn (``Admission.RUN``). With ``max_waiting``
+        tasks waiting already, refuse with ``EquipmentQueueFull`` and write nothing."""
+        return await self._write(task_id, equipment_id, mode="2", now=now, trace_id=trace_id,
+                                 max_waiting=max_waiting)
+
+    async def _write(self, task_id: str, equipment_id: str, *, mode: str, now: float | None,
+                     trace_id: str | None, max_waiting: int = 0) -> Created:
         created = time.time() if now is None else now
-        ttl = self._settings.task_ttl_seconds
         try:
-            outcome, active = await self._create(
-                keys=[self.key(task_id), self.history_key(equipment_id), self.active_key(equipment_id)],
-                args=[task_id, equipment_id, repr(created), ttl, self._history_limit,
-                      "1" if exclusive else "0", trace_id or "",
+            outcome, other, depth = await self._create(
+                keys=[self.key(task_id), self.history_key(equipment_id),
+                      self.active_key(equipment_id), self.waiting_key(equipment_id)],
+                args=[task_id, equipment_id, repr(created), self._settings.task_ttl_seconds,
+                      self._history_limit, mode, trace_id or "",
                       f"{self._settings.key_prefix}{names.TASK_KEY}",
-                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value],
+                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting],
             )
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
         if outcome == "busy":
-            raise EquipmentBusy(active)
-        return created
+            raise EquipmentBusy(other)
+        if outcome == "full":
+            raise EquipmentQueueFull(other or "")
+        if outcome == "park":
+            return Created(created, Admission.PARK, int(depth), other or "")
+        return Created(created)
+
+    async def advance(self, equipment_id: str) -> Advance:
+        """Serialize mode: one atomic step of handing the device's turn over (``_ADVANCE``)."""
+        try:
+            row: list[Any] = await self._advance(
+                keys=[self.active_key(equipment_id), self.waiting_key(equipment_id)],
+                args=[f"{self._settings.key_prefix}{names.TASK_KEY}", TaskStatus.PENDING.value,
+                      TaskStatus.RUNNING.value, self._settings.task_ttl_seconds],
+            )
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot hand a device's turn over: {error}") from error
+        outcome, task_id, depth, created = row[:4]
+        return Advance(AdvanceOutcome(outcome), task_id or "", int(depth),
+                       float(created) if created else None, tuple(row[4:]))
+
+    async def parked(self, task_id: str) -> tuple[TaskStatus | None, bool]:
+        """A task's status (None when there is no record) and whether its message is parked."""
+        try:
+            status, parked = await self._redis.hmget(self.key(task_id), ["status", "parked"])
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot read task: {error}") from error
+        return (TaskStatus(str(status)) if status else None), parked == "1"
+
+    async def unpark(self, task_id: str) -> None:
+        """Record that a parked task's message is on the tasks queue now."""
+        try:
+            await self._redis.hdel(self.key(task_id), "parked")
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot unpark task: {error}") from error
 
     async def cancel(self, task_id: str, equipment_id: str, *, now: float | None = None
                      ) -> tuple[CancelOutcome, TaskStatus | None]:

@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from provisioning.settings import RedisSettings
+from provisioning.store import TaskStore
 
 
 @pytest.fixture
@@ -16,3 +17,10 @@ async def raw_redis(redis_settings: RedisSettings) -> AsyncIterator[aioredis.Red
     client = aioredis.Redis.from_url(redis_settings.url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_settings: RedisSettings) -> AsyncIterator[TaskStore]:
+    """A task store over the run's Redis (a module may define its own, with other limits)."""
+    async with TaskStore(redis_settings) as store:
+        yield store

@@ -6,7 +6,7 @@ import pytest
 
 from equipment_stub.settings import StubSettings
 from provisioning.errors import SettingsError
-from provisioning.settings import ApiSettings, WorkerSettings
+from provisioning.settings import ApiSettings, EquipmentConcurrency, WorkerSettings
 
 
 def test_defaults_match_the_documented_addresses_and_names() -> None:
@@ -36,6 +36,8 @@ def test_stub_id_lists_are_comma_separated() -> None:
         ("TASK_TTL_SECONDS", "0", "must be at least 1"),
         ("RESULTS_QUEUE", "tasks_queue", "must differ from TASKS_QUEUE"),
         ("REDIS_URL", "  ", "must not be empty"),
+        ("EQUIPMENT_MAX_WAITING", "0", "must be at least 1"),
+        ("EQUIPMENT_CONCURRENCY", "queue", "must be one of parallel, reject, serialize"),
     ],
 )
 def test_a_bad_api_setting_names_the_variable(variable: str, value: str, problem: str) -> None:
@@ -53,3 +55,11 @@ def test_the_worker_only_calls_service_a_over_https() -> None:
 def test_the_stub_failure_ratio_is_a_ratio() -> None:
     with pytest.raises(SettingsError, match="STUB_FAILURE_RATIO must be between 0 and 1"):
         StubSettings.from_env({"STUB_FAILURE_RATIO": "1.5"})
+
+
+def test_serialize_mode_waits_at_most_a_hundred_tasks_per_device_unless_told() -> None:
+    settings = ApiSettings.from_env({"EQUIPMENT_CONCURRENCY": "serialize"})
+    assert settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE
+    assert settings.max_waiting == 100
+    assert ApiSettings.from_env({"EQUIPMENT_MAX_WAITING": "7"}).max_waiting == 7
+    assert [mode.exclusive for mode in EquipmentConcurrency] == [False, True, True]

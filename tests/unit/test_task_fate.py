@@ -143,6 +143,7 @@ async def process(
     broker: FakeBroker | None = None, body: bytes = TASK.encode(), attempts: int = 3,
     metrics: WorkerMetrics | None = None, delivery: FakeDelivery | None = None,
     service_a: FakeServiceA | None = None, lease: DeviceLease | None = None,
+    turns: FakeTurns | None = None,
 ) -> tuple[FakeDelivery, FakeBroker, FakeServiceA]:
     broker = broker or FakeBroker()
     if service_a is None:
@@ -158,6 +159,7 @@ async def process(
         store_retry=NO_PAUSE,
         publish_retry=NO_PAUSE,
         lease=lease,
+        turns=turns,
     )
     delivery = delivery or FakeDelivery(body)
     await processor(delivery)
@@ -294,3 +296,39 @@ async def test_without_a_lease_nothing_is_waited_for_or_observed() -> None:
     sample = metrics.registry.get_sample_value
     assert sample("provisioning_worker_equipment_lease_wait_seconds_count") == 0
     assert sample("provisioning_worker_equipment_lease_waits_total") == 0
+
+
+@dataclass
+class FakeTurns:
+    """Serialize mode's hand-over (``TurnHandOver``: mypy checks it where ``process`` passes it
+    to the processor): records the device and the trigger's fate at that moment."""
+
+    handed_over: list[tuple[str, str | None]] = field(default_factory=list)
+    channel_gone: bool = False
+
+    async def hand_over_held(self, delivery: InboundDelivery, equipment_id: str) -> bool:
+        assert isinstance(delivery, FakeDelivery)
+        self.handed_over.append((equipment_id, delivery.fate))
+        return not self.channel_gone
+
+
+@pytest.mark.parametrize("previous", [TaskStatus.CANCELLED, TaskStatus.COMPLETED])
+async def test_a_task_that_will_not_run_hands_its_devices_turn_over_before_its_ack(
+    previous: TaskStatus,
+) -> None:
+    turns = FakeTurns()
+    delivery, _, service_a = await process(store=FakeStore(previous=previous), turns=turns)
+    assert turns.handed_over == [(TASK.equipment_id, None)]  # not acked yet at the hand-over
+    assert (delivery.fate, service_a.calls) == ("ack", 0)
+
+
+async def test_a_hand_over_cut_off_by_a_lost_channel_leaves_the_task_to_redelivery() -> None:
+    delivery, _, _ = await process(store=FakeStore(previous=TaskStatus.CANCELLED),
+                                   turns=FakeTurns(channel_gone=True))
+    assert delivery.fate is None
+
+
+async def test_a_task_that_runs_hands_nothing_over_itself() -> None:
+    turns = FakeTurns()
+    delivery, _, _ = await process(answers=[None], turns=turns)
+    assert (delivery.fate, turns.handed_over) == ("ack", [])

@@ -12,11 +12,11 @@ from ..errors import BrokerUnavailable
 from ..logs import configure_logging
 from ..messaging import Broker
 from ..serving import sanic_process_index
-from ..settings import ApiSettings
+from ..settings import ApiSettings, EquipmentConcurrency
 from ..store import TaskStore
 from ..telemetry.http import instrument_http
 from ..telemetry.tracing import setup_tracing, shutdown_tracing
-from .context import ServiceApp, ServiceContext
+from .context import ServiceApp, ServiceContext, serializer_of
 from .contract import error_answer
 from .guards import require_bearer_token
 from .results import ResultRecorder
@@ -51,9 +51,11 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
         metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
         store = TaskStore(settings.redis, history_limit=settings.history_limit)
         broker = Broker(settings.broker, name=f"service-b-{os.getpid()}", metrics=metrics.broker)
+        serialize = settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE
         broker.add_consumer(
             settings.broker.results_queue,
-            ResultRecorder(store, metrics),
+            ResultRecorder(store, metrics,
+                           serializer_of(settings, store, broker, metrics) if serialize else None),
             prefetch=settings.results_prefetch,
         )
         app.ctx.attach(store, broker)

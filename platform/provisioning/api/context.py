@@ -12,6 +12,7 @@ from sanic.config import Config
 
 from ..idempotency import IdempotencyStore
 from ..messaging import Broker
+from ..serialization import Serializer
 from ..settings import ApiSettings
 from ..store import TaskStore
 from ..telemetry.metrics import ApiMetrics
@@ -27,6 +28,14 @@ def claim_seconds(settings: ApiSettings) -> int:
     return max(MIN_CLAIM_SECONDS, math.ceil(2 * slowest_create))
 
 
+def serializer_of(settings: ApiSettings, store: TaskStore, broker: Broker,
+                  metrics: ApiMetrics) -> Serializer:
+    """Service B's hand-overs of a device's turn (serialize mode)."""
+    return Serializer(store, broker, tasks_queue=settings.broker.tasks_queue,
+                      publish_timeout_seconds=settings.broker.publish_timeout_seconds,
+                      metrics=metrics.turns)
+
+
 class ServiceContext:
     """Opened by the ``before_server_start`` listener, closed by ``after_server_stop``."""
 
@@ -38,6 +47,7 @@ class ServiceContext:
         self._store: TaskStore | None = None
         self._broker: Broker | None = None
         self._idempotency: IdempotencyStore | None = None
+        self._serializer: Serializer | None = None
 
     def attach(self, store: TaskStore, broker: Broker) -> None:
         self._store, self._broker = store, broker
@@ -48,10 +58,12 @@ class ServiceContext:
             ttl_seconds=self.settings.idempotency.ttl_seconds,
             claim_seconds=claim_seconds(self.settings),
         )
+        self._serializer = serializer_of(self.settings, store, broker, self.metrics)
 
     def detach(self) -> tuple[TaskStore | None, Broker | None]:
         store, broker, self._store, self._broker = self._store, self._broker, None, None
         self._idempotency = None
+        self._serializer = None
         return store, broker
 
     @property
@@ -65,6 +77,12 @@ class ServiceContext:
         if self._idempotency is None:
             raise RuntimeError("the idempotency store is used outside the server's lifetime")
         return self._idempotency
+
+    @property
+    def serializer(self) -> Serializer:
+        if self._serializer is None:
+            raise RuntimeError("the serializer is used outside the server's lifetime")
+        return self._serializer
 
     @property
     def broker(self) -> Broker:

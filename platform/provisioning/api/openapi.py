@@ -84,11 +84,21 @@ FINAL_STATE = _one_of(
     answer_schema("", 404, "The requested equipment is not found"),
     answer_schema("", 500, contract.INTERNAL_ERROR),
 )
-EQUIPMENT_BUSY = answer_schema("EQUIPMENT_CONCURRENCY=reject: the device has an unfinished task; "
-                               "taskId names it", 409, "Equipment already has a task in progress")
-EQUIPMENT_BUSY["content"]["application/json"]["schema"]["required"].append("taskId")
-EQUIPMENT_BUSY["content"]["application/json"]["schema"]["properties"]["taskId"] = {
-    "type": "string", "format": "uuid"}
+
+
+def _naming_a_task(answer: dict[str, Any]) -> dict[str, Any]:
+    schema = answer["content"]["application/json"]["schema"]
+    schema["required"].append("taskId")
+    schema["properties"]["taskId"] = {"type": "string", "format": "uuid"}
+    return answer
+
+
+EQUIPMENT_BUSY = _naming_a_task(answer_schema(
+    "EQUIPMENT_CONCURRENCY=reject: the device has an unfinished task; taskId names it", 409,
+    "Equipment already has a task in progress"))
+EQUIPMENT_QUEUE_FULL = _naming_a_task(answer_schema(
+    "EQUIPMENT_CONCURRENCY=serialize: the device has EQUIPMENT_MAX_WAITING tasks waiting; taskId "
+    "names the one holding its turn", 409, "Equipment has too many tasks waiting"))
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 TASK_DETAIL = {
     "type": "object",
@@ -128,14 +138,15 @@ HISTORY_QUERY = [
 
 
 def _add_cancellation_and_history(document: dict[str, Any]) -> None:
-    """DELETE of a task, the v2 detail and history routes, and reject mode's 409 on create."""
+    """DELETE of a task, the v2 detail and history routes, and the 409s of reject and
+    serialize mode on create."""
     paths = document["paths"]
     create = paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]
-    if "409" in create:  # another 409 is documented already: either, with its headers
-        create["409"] = {**_one_of("Conflict", create["409"], EQUIPMENT_BUSY),
+    if "409" in create:  # another 409 is documented already: any, with its headers
+        create["409"] = {**_one_of("Conflict", create["409"], EQUIPMENT_BUSY, EQUIPMENT_QUEUE_FULL),
                          "headers": create["409"].get("headers", {})}
     else:
-        create["409"] = EQUIPMENT_BUSY
+        create["409"] = _one_of("Conflict", EQUIPMENT_BUSY, EQUIPMENT_QUEUE_FULL)
     # Links from a create to the task's operations, so a stateful run cancels and reads real tasks.
     task = {"task_id": "$response.body#/taskId"}
     device = {"equipment_id": "$request.path.equipment_id"}

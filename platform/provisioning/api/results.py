@@ -1,5 +1,6 @@
 """The results consumer: moves each task to its final status, holding the message until stored.
 
+In serialize mode the device's turn is handed over (``serialization``) before the ack.
 A result that cannot be stored because Redis is down is neither acked nor requeued (requeues
 count against the queue's delivery limit): the consumer keeps it and retries the write with
 backoff until Redis answers or the process stops, when the broker hands it to another consumer.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..collaborators import InboundDelivery, ResultTransitions
+from ..collaborators import InboundDelivery, ResultTransitions, TurnHandOver
 from ..errors import InvalidMessage
 from ..models import ResultMessage, TaskStatus
 from ..store import Transition, TransitionOutcome, until_available
@@ -23,9 +24,11 @@ log = logging.getLogger(__name__)
 class ResultRecorder:
     """The handler of the results queue: a message's fate is decided here and only here."""
 
-    def __init__(self, store: ResultTransitions, metrics: ApiMetrics) -> None:
+    def __init__(self, store: ResultTransitions, metrics: ApiMetrics,
+                 serializer: TurnHandOver | None = None) -> None:
         self._store = store
         self._metrics = metrics
+        self._serializer = serializer  # serialize mode: the device's turn goes on
 
     async def __call__(self, delivery: InboundDelivery) -> None:
         try:
@@ -55,6 +58,10 @@ class ResultRecorder:
         else:
             log.info("task finished", extra=fields)
             self._count_finished(result, transition)
+        # Also after a duplicate: the first one's hand-over may have been cut short.
+        if self._serializer is not None and not await self._serializer.hand_over_held(
+                delivery, result.equipment_id):
+            return
         await delivery.ack()
 
     def _count_finished(self, result: ResultMessage, transition: Transition) -> None:

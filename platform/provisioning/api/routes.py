@@ -11,6 +11,7 @@ from sanic import Blueprint, HTTPResponse, json
 
 from ..errors import (
     BrokerNotConnected,
+    BrokerUnavailable,
     EquipmentBusy,
     EquipmentNotFound,
     ProvisioningFailed,
@@ -19,6 +20,7 @@ from ..errors import (
 )
 from ..idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from ..idempotency_key import parse_idempotency_key
+from ..messaging.topology import parking_queue
 from ..models import (
     FailureReason,
     ProvisioningRequest,
@@ -30,7 +32,7 @@ from ..models import (
     parse_provisioning_request,
 )
 from ..settings import EquipmentConcurrency
-from ..store import CancelOutcome, TransitionOutcome
+from ..store import Admission, CancelOutcome, Created, TransitionOutcome
 from ..telemetry.tracing import annotate, current_trace_id
 from . import contract
 from .context import ServiceContext, ServiceRequest
@@ -90,16 +92,29 @@ async def _enqueue(
     only while it is still ``pending``; if a worker already took the task, it was queued after
     all and the create succeeds.
     """
-    reject = ctx.settings.equipment_concurrency is EquipmentConcurrency.REJECT
+    mode = ctx.settings.equipment_concurrency
     try:
-        created_at = await ctx.store.create(task_id, equipment_id, exclusive=reject,
-                                            trace_id=current_trace_id())
-    except EquipmentBusy:
+        if mode is EquipmentConcurrency.SERIALIZE:
+            created = await ctx.store.create_in_turn(task_id, equipment_id,
+                                                     max_waiting=ctx.settings.max_waiting,
+                                                     trace_id=current_trace_id())
+        else:
+            created = Created(await ctx.store.create(
+                task_id, equipment_id, exclusive=mode is EquipmentConcurrency.REJECT,
+                trace_id=current_trace_id()))
+    except EquipmentBusy:  # and EquipmentQueueFull
         ctx.metrics.equipment_busy.inc()
         raise
-    message = TaskMessage(task_id, equipment_id, provisioning, created_at)
+    message = TaskMessage(task_id, equipment_id, provisioning, created.created_at)
+    parked = created.admission is Admission.PARK
+    queue = ctx.settings.broker.tasks_queue
     try:
-        await ctx.broker.publish(ctx.settings.broker.tasks_queue, message.encode(), message_id=task_id)
+        if parked:
+            # Serialize mode: the message waits for the device's turn on a queue of its own
+            # (the credentials stay on the broker); ``serialization`` moves it at its turn.
+            queue = parking_queue(queue, task_id)
+            await ctx.broker.declare_parking(queue, ctx.settings.redis.task_ttl_seconds)
+        await ctx.broker.publish(queue, message.encode(), message_id=task_id)
     except BrokerNotConnected:
         await _forget(task_id, ctx.store.delete(task_id))
         raise
@@ -108,6 +123,14 @@ async def _enqueue(
             raise
         log.warning("publish unconfirmed, but a worker already took the task",
                     extra={"task_id": task_id})
+    if parked:
+        ctx.metrics.equipment_parked.inc()
+        ctx.metrics.equipment_waiting_depth.observe(created.waiting)
+        annotate(**{"equipment.parked": "true", "equipment.waiting": str(created.waiting)})
+        if not created.behind:
+            # Parked behind waiting tasks while the turn was free for a moment (its holder had
+            # just ended): make sure a hand-over runs, as its holder's may have run already.
+            await _hand_over(ctx, equipment_id)
     ctx.metrics.tasks_created.inc()
     annotate(**{"task.id": task_id})
     log.info("task queued", extra={"task_id": task_id, "equipment_id": equipment_id})
@@ -123,6 +146,14 @@ async def _tombstone(ctx: ServiceContext, task_id: str) -> bool:
         log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
         return False
     return transition.outcome is TransitionOutcome.STALE
+
+
+async def _hand_over(ctx: ServiceContext, equipment_id: str) -> None:
+    """Best effort (serialize mode): a failure is logged, a later trigger hands over again."""
+    try:
+        await ctx.serializer.hand_over(equipment_id)
+    except (BrokerUnavailable, StoreUnavailable) as error:
+        log.warning("turn not handed over: %s", error, extra={"equipment_id": equipment_id})
 
 
 async def _forget(task_id: str, operation: Awaitable[object]) -> None:
@@ -180,6 +211,9 @@ async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str)
     if outcome is not CancelOutcome.ALREADY_FINAL:
         log.info("task cancellation %s", outcome.value,
                  extra={"task_id": task_id, "equipment_id": equipment_id})
+        if (outcome is CancelOutcome.CANCELLED
+                and ctx.settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE):
+            await _hand_over(ctx, equipment_id)  # a cancelled task frees its turn
         return contract.cancel_accepted()
     record = await ctx.store.get(task_id)
     if record is None:  # expired between the two reads

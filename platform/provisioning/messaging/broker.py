@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiormq
 import aiormq.abc
-from aiormq.exceptions import ChannelPreconditionFailed
+from aiormq import spec
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from ..backoff import Backoff
 from ..errors import BrokerNotConnected, BrokerUnavailable
@@ -29,7 +30,7 @@ from .connection_errors import CONNECTION_ERRORS
 from .delivery import MessageHandler
 from .inbound import InboundPolicy
 from .publisher import ConfirmingPublisher
-from .topology import declare_topology
+from .topology import declare_topology, parking_arguments
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,33 @@ class _Consumer:
     prefetch: int
     channel: aiormq.abc.AbstractChannel | None = None
     consumer_tag: str | None = None
+
+
+@dataclass(slots=True)
+class FetchedMessage:
+    """A message taken with ``basic.get`` on a channel of its own, unacked until ``settle``:
+    closing the channel (``release``, or the process dying) puts it back in its queue."""
+
+    body: bytes
+    headers: dict[str, Any]
+    _channel: aiormq.abc.AbstractChannel = field(repr=False)
+    _delivery_tag: int = 0
+
+    async def settle(self, *, delete_queue: str | None = None) -> None:
+        """Ack the message, then (optionally) delete its queue, and close the channel."""
+        try:
+            await self._channel.basic_ack(self._delivery_tag)
+            if delete_queue is not None:
+                await self._channel.queue_delete(delete_queue)
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        if not self._channel.is_closed:
+            try:
+                await self._channel.close()
+            except CONNECTION_ERRORS as error:
+                log.debug("closing a fetch channel: %r", error)
 
 
 class Broker:
@@ -143,6 +171,53 @@ class Broker:
             raise BrokerNotConnected("not connected to RabbitMQ")
         await publisher.publish(queue, body, message_id=message_id, headers=headers)
 
+    async def declare_parking(self, queue: str, ttl_seconds: int) -> None:
+        """Declare a parking queue (serialize mode, ``topology.parking_queue``); safe to repeat."""
+        channel = await self._side_channel()
+        try:
+            await channel.queue_declare(queue, durable=True, arguments=parking_arguments(ttl_seconds))
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"cannot declare {queue}: {error!r}") from error
+        finally:
+            await _close_quietly(channel)
+
+    async def fetch(self, queue: str) -> FetchedMessage | None:
+        """Take one message of ``queue`` with ``basic.get`` (unacked); None when the queue is
+        empty or does not exist. On a channel of its own: a missing queue closes the channel."""
+        channel = await self._side_channel()
+        try:
+            message = await channel.basic_get(queue, no_ack=False)
+        except ChannelNotFoundEntity:
+            await _close_quietly(channel)
+            return None
+        except CONNECTION_ERRORS as error:
+            await _close_quietly(channel)
+            raise BrokerUnavailable(f"cannot get from {queue}: {error!r}") from error
+        if not isinstance(message.delivery, spec.Basic.GetOk):
+            await _close_quietly(channel)
+            return None
+        return FetchedMessage(message.body, dict(message.header.properties.headers or {}),
+                              channel, message.delivery.delivery_tag or 0)
+
+    async def delete_queue(self, queue: str) -> None:
+        """Delete a queue (a parking queue no longer needed); nothing when it is gone already."""
+        channel = await self._side_channel()
+        try:
+            await channel.queue_delete(queue)
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"cannot delete {queue}: {error!r}") from error
+        finally:
+            await _close_quietly(channel)
+
+    async def _side_channel(self) -> aiormq.abc.AbstractChannel:
+        connection = self._connection
+        if connection is None or not self.connected:
+            raise BrokerNotConnected("not connected to RabbitMQ")
+        try:
+            return await connection.channel()
+        except CONNECTION_ERRORS as error:
+            raise BrokerUnavailable(f"cannot open a channel: {error!r}") from error
+
     # -- connection supervision -----------------------------------------------------------
 
     async def _supervise(self) -> None:
@@ -238,3 +313,11 @@ class Broker:
                 await connection.close()
             except CONNECTION_ERRORS as error:
                 log.debug("closing the RabbitMQ connection: %r", error)
+
+
+async def _close_quietly(channel: aiormq.abc.AbstractChannel) -> None:
+    if not channel.is_closed:
+        try:
+            await channel.close()
+        except CONNECTION_ERRORS as error:
+            log.debug("closing a side channel: %r", error)

@@ -21,6 +21,24 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}{names.DEAD_LETTER_SUFFIX}"
 
 
+def parking_queue(tasks_queue: str, task_id: str) -> str:
+    """Serialize mode: the queue of its own where a task's message waits for the device's turn
+    (``provisioning.serialization``)."""
+    return f"{parking_prefix(tasks_queue)}{task_id}"
+
+
+def parking_prefix(tasks_queue: str) -> str:
+    """What every parking queue of ``tasks_queue`` starts with."""
+    return f"{tasks_queue}{names.PARKING_SUFFIX}"
+
+
+def parking_arguments(ttl_seconds: int) -> dict[str, Any]:
+    """A parking queue holds one message and never has a consumer (its message is fetched with
+    ``basic.get``): a durable classic queue that RabbitMQ deletes once unused for a task's TTL,
+    so an abandoned one (a create that never finished) does not keep credentials for ever."""
+    return {"x-queue-type": "classic", "x-expires": ttl_seconds * 1000}
+
+
 def all_queues(*work_queues: str) -> list[str]:
     """The work queues, then their dead-letter queues in the same order."""
     return [*work_queues, *(dead_letter_queue(queue) for queue in work_queues)]

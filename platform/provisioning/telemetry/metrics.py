@@ -17,12 +17,16 @@ from ..instrumentation.prometheus import (
     start_at_zero,
 )
 
-__all__ = ["ApiMetrics", "BrokerMetrics", "WorkerMetrics", "exemplar"]
+__all__ = ["ApiMetrics", "BrokerMetrics", "TurnMetrics", "WorkerMetrics", "exemplar"]
 
 CALL_BUCKETS = (0.05, 0.1, 0.5, 1, 5, 10, 30, 45, 55, 60, 61, 62, 65, 70, 90, 120)
 TASK_BUCKETS = (0.5, 1, 5, 10, 30, 60, 61, 62, 65, 70, 90, 120, 180, 300, 600, 1800)
 # Up to a whole lease: SERVICE_A_TIMEOUT_SECONDS (90) + EQUIPMENT_LEASE_MARGIN_SECONDS (5).
 LEASE_WAIT_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 90, 95, 120)
+# Serialize mode: a device's waiting tasks, up to EQUIPMENT_MAX_WAITING (100 by default).
+WAITING_DEPTH_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+# A waiting task waits about one Service A call (60 s) per task ahead of it.
+TURN_WAIT_BUCKETS = (0.1, 1, 5, 10, 30, 60, 61, 65, 90, 120, 180, 300, 600, 1800, 3600, 6000)
 
 
 # Known label values, created at 0 when a registry is made: a series that first appears at its
@@ -59,6 +63,28 @@ class BrokerMetrics:
         """Start the queue's dead-letter series at 0, so the first one shows as an increase."""
         for reason in DEAD_LETTER_REASONS:
             self.dead_lettered.labels(queue=queue, reason=reason)
+
+
+class TurnMetrics:
+    """Serialize mode: hand-overs of a device's turn to its next waiting task. Service B and
+    the worker both hand over (``provisioning.serialization``), each under its own prefix."""
+
+    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
+        self.handed_over = Counter(
+            f"{prefix}_equipment_handed_over",
+            "Waiting tasks given their device's turn and moved to the tasks queue (serialize mode)",
+            registry=registry,
+        )
+        self.wait = Histogram(
+            f"{prefix}_equipment_wait_seconds",
+            "Time from a waiting task's creation to its hand-over to the tasks queue (serialize mode)",
+            buckets=TURN_WAIT_BUCKETS, registry=registry,
+        )
+        self.not_queued = Counter(
+            f"{prefix}_equipment_parked_lost",
+            "Waiting tasks whose message never reached their parking queue (their create answered "
+            "500): failed not_queued at their turn (serialize mode)", registry=registry,
+        )
 
 
 class ApiMetrics(ProcessMetrics):
@@ -101,9 +127,21 @@ class ApiMetrics(ProcessMetrics):
         start_at_zero(self.cancellations, "outcome", CANCEL_OUTCOMES)
         self.equipment_busy = Counter(
             "provisioning_api_equipment_busy",
-            "Creates refused with 409 because the device has an unfinished task (reject mode)",
+            "Creates refused with 409 because the device has an unfinished task (reject mode) "
+            "or its limit of tasks waiting (serialize mode)",
             registry=self.registry,
         )
+        self.equipment_parked = Counter(
+            "provisioning_api_equipment_parked",
+            "Creates whose task waits for its device's turn in a parking queue (serialize mode)",
+            registry=self.registry,
+        )
+        self.equipment_waiting_depth = Histogram(
+            "provisioning_api_equipment_waiting_depth",
+            "Tasks waiting for their device's turn, counted at each park (serialize mode)",
+            buckets=WAITING_DEPTH_BUCKETS, registry=self.registry,
+        )
+        self.turns = TurnMetrics(self.registry, "provisioning_api")
         start_at_zero(self.tasks_failed, "reason", FAILURE_REASONS)
         start_at_zero(self.results, "outcome", RESULT_OUTCOMES)
 
@@ -143,3 +181,4 @@ class WorkerMetrics(ProcessMetrics):
             "Service A attempts that found their device's lease held and waited for it",
             registry=self.registry,
         )
+        self.turns = TurnMetrics(self.registry, "provisioning_worker")

@@ -4,7 +4,8 @@
     unknown task (no record)           -> dead-letter
     cancelled (DELETE while pending)   -> ack, Service A is never called
     already final (a redelivery)       -> ack, Service A is not called again
-    otherwise: mark running, call Service A with retries (in reject mode each attempt holds
+        (serialize mode: both hand the device's turn over first, ``serialization``)
+    otherwise: mark running, call Service A with retries (in reject and serialize mode each attempt holds
     the device's lease, ``equipment_lease``), publish the result with confirms, then ack. A
     result that cannot be published yet is retried while the task is held; only when the
     task's channel is gone is it left to the broker's redelivery.
@@ -20,7 +21,14 @@ from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 
 from ..backoff import Backoff
-from ..collaborators import DeviceLease, InboundDelivery, ResultPublisher, ServiceA, TaskTransitions
+from ..collaborators import (
+    DeviceLease,
+    InboundDelivery,
+    ResultPublisher,
+    ServiceA,
+    TaskTransitions,
+    TurnHandOver,
+)
 from ..errors import (
     BrokerUnavailable,
     InvalidMessage,
@@ -43,9 +51,9 @@ class TaskProcessor:
     """The handler of the tasks queue.
 
     ``backoff`` paces the calls to Service A; ``store_retry`` and ``publish_retry`` pace the
-    retries while the task is held because Redis or the broker is away. ``lease`` (reject mode
-    only; None in parallel mode, which then costs no Redis round trip) gives each attempt the
-    device to itself."""
+    retries while the task is held because Redis or the broker is away. ``lease`` (reject and
+    serialize mode; None in parallel mode, which then costs no Redis round trip) gives each
+    attempt the device to itself; ``turns`` (serialize mode) hands the device's turn over."""
 
     def __init__(
         self,
@@ -60,6 +68,7 @@ class TaskProcessor:
         store_retry: Backoff = STORE_RETRY,
         publish_retry: Backoff = RESULT_PUBLISH_RETRY,
         lease: DeviceLease | None = None,
+        turns: TurnHandOver | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -71,6 +80,7 @@ class TaskProcessor:
         self._store_retry = store_retry
         self._publish_retry = publish_retry
         self._lease = lease
+        self._turns = turns
 
     async def __call__(self, delivery: InboundDelivery) -> None:
         with self._held():
@@ -140,11 +150,15 @@ class TaskProcessor:
             return "dead_lettered"
         if transition.previous is TaskStatus.CANCELLED:
             log.info("task was cancelled before it ran; not calling Service A", extra=fields)
+            if not await self._hand_over(delivery, task):
+                return "handed_back"
             await delivery.ack()
             return "cancelled"
         if transition.previous is not None and transition.previous.is_final:
             log.info("redelivered task is already %s; not calling Service A again",
                      transition.previous, extra=fields)
+            if not await self._hand_over(delivery, task):
+                return "handed_back"
             await delivery.ack()
             return "already_final"
 
@@ -154,6 +168,12 @@ class TaskProcessor:
             return "handed_back"
         await delivery.ack()
         return result.status.value
+
+    async def _hand_over(self, delivery: InboundDelivery, task: TaskMessage) -> bool:
+        """Serialize mode: a task that will not run frees its device's turn before its ack."""
+        if self._turns is None:
+            return True
+        return await self._turns.hand_over_held(delivery, task.equipment_id)
 
     async def _publish_result(self, delivery: InboundDelivery, result: ResultMessage) -> bool:
         """Publish the result, retrying while the task is still held: publishing twice is

@@ -13,6 +13,7 @@ from ..backoff import Backoff
 from ..equipment_lease import EquipmentLease
 from ..logs import configure_logging
 from ..messaging import Broker
+from ..serialization import Serializer
 from ..settings import EquipmentConcurrency, WorkerSettings
 from ..store import TaskStore
 from ..telemetry.metrics import WorkerMetrics
@@ -32,8 +33,12 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
     ):
         broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
         # Over the store's client and pool, so closed with the store.
-        lease = (EquipmentLease.for_worker(store.redis, settings)
-                 if settings.equipment_concurrency is EquipmentConcurrency.REJECT else None)
+        mode = settings.equipment_concurrency
+        lease = EquipmentLease.for_worker(store.redis, settings) if mode.exclusive else None
+        turns = (Serializer(store, broker, tasks_queue=settings.broker.tasks_queue,
+                            publish_timeout_seconds=settings.broker.publish_timeout_seconds,
+                            metrics=metrics.turns)
+                 if mode is EquipmentConcurrency.SERIALIZE else None)
         broker.add_consumer(
             settings.broker.tasks_queue,
             TaskProcessor(
@@ -45,6 +50,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
                 backoff=Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds),
                 metrics=metrics,
                 lease=lease,
+                turns=turns,
             ),
             prefetch=settings.prefetch,
         )
