@@ -117,7 +117,9 @@ async def test_in_parallel_mode_a_redelivered_task_overlaps_its_killed_workers_c
 
     assert ledger.lost == {}
     assert ledger.completed == KILLED_TASKS
-    assert ledger.notes["overlapping_calls"] >= held
+    # Not every held task overlaps: a call killed near the end of its delay may end before its
+    # redelivery starts. That some do shows the counter sees a dead worker's call.
+    assert ledger.notes["overlapping_calls"] > 0
 
 
 @pytest.mark.timeout(60)
