@@ -112,7 +112,7 @@ async def test_in_parallel_mode_a_redelivered_task_overlaps_its_killed_workers_c
     start_platform: PlatformFactory, ledger: Ledger
 ) -> None:
     """The control: the stub counts the killed worker's call as still running."""
-    platform, held = await kill_a_worker_mid_call(start_platform, ledger, "parallel")
+    platform, _ = await kill_a_worker_mid_call(start_platform, ledger, "parallel")
     ledger.note(overlapping_calls=int(await platform.counter("stub", OVERLAPS)))
 
     assert ledger.lost == {}

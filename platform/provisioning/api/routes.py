@@ -45,6 +45,9 @@ equipment = Blueprint("equipment", url_prefix="/api/v1/equipment/cpe")
 meta = Blueprint("meta")
 
 HEALTH_TIMEOUT_SECONDS = 1.0  # a health check answers promptly even when Redis hangs
+HAND_OVER_WAIT_SECONDS = 1.0  # what a create or a cancel waits of a serialize-mode hand-over
+# Hand-overs that outlived their request's wait, kept referenced until they end.
+_HAND_OVERS: set[asyncio.Task[None]] = set()
 
 
 @equipment.post("/<equipment_id:str>")
@@ -149,7 +152,24 @@ async def _tombstone(ctx: ServiceContext, task_id: str) -> bool:
 
 
 async def _hand_over(ctx: ServiceContext, equipment_id: str) -> None:
-    """Best effort (serialize mode): a failure is logged, a later trigger hands over again."""
+    """Best effort (serialize mode): a failure is logged, a later trigger hands over again.
+
+    A request waits for it at most ``HAND_OVER_WAIT_SECONDS``: a hand-over may wait for a parked
+    message to arrive, or for Redis to come back, and a client must not hang on either. Past
+    that the hand-over goes on in the background (shielded: cutting it between taking the
+    parked message and republishing it would leave that message unacked on an open channel).
+    """
+    hand_over = asyncio.create_task(_logged_hand_over(ctx, equipment_id))
+    _HAND_OVERS.add(hand_over)
+    hand_over.add_done_callback(_HAND_OVERS.discard)
+    try:
+        await asyncio.wait_for(asyncio.shield(hand_over), HAND_OVER_WAIT_SECONDS)
+    except TimeoutError:
+        log.warning("turn hand-over still running; the answer does not wait for it",
+                    extra={"equipment_id": equipment_id})
+
+
+async def _logged_hand_over(ctx: ServiceContext, equipment_id: str) -> None:
     try:
         await ctx.serializer.hand_over(equipment_id)
     except (BrokerUnavailable, StoreUnavailable) as error:
