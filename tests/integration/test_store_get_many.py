@@ -4,7 +4,6 @@ as ``get`` reads each of them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,12 +11,6 @@ from provisioning.errors import StoreUnavailable
 from provisioning.models import FailureReason, TaskStatus
 from provisioning.settings import RedisSettings
 from provisioning.store import TaskStore
-
-
-@pytest.fixture
-async def store(redis_settings: RedisSettings) -> AsyncIterator[TaskStore]:
-    async with TaskStore(redis_settings) as store:
-        yield store
 
 
 def new_id() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,12 +13,6 @@ from provisioning.errors import StoreUnavailable
 from provisioning.models import FailureReason, TaskStatus
 from provisioning.settings import RedisSettings
 from provisioning.store import TaskStore, TransitionOutcome
-
-
-@pytest.fixture
-async def store(redis_settings: RedisSettings) -> AsyncIterator[TaskStore]:
-    async with TaskStore(redis_settings) as store:
-        yield store
 
 
 def new_id() -> str:
