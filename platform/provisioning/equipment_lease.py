@@ -39,8 +39,7 @@ from . import names
 from .backoff import Backoff
 from .errors import StoreUnavailable
 from .settings import WorkerSettings
-from .store import _UNAVAILABLE as REDIS_UNAVAILABLE  # what the store treats as Redis being away
-from .store import STORE_RETRY, until_available
+from .store import REDIS_UNAVAILABLE, STORE_RETRY, until_available
 
 # Between two looks at a held lease; never longer than the lease has left.
 LEASE_RETRY = Backoff(initial_seconds=0.05, max_seconds=1.0)

@@ -23,13 +23,10 @@ import json
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from . import names
 from .errors import StoreUnavailable
-
-# What a Redis call raises when Redis is away (as in ``provisioning.store``).
-_UNAVAILABLE = (RedisError, OSError, RuntimeError)
+from .store import REDIS_UNAVAILABLE
 
 # KEYS[1] the key's record; ARGV: the claim's record, its TTL. Returns nil when the claim was
 # taken, else the record that holds the key.
@@ -101,7 +98,7 @@ class IdempotencyStore:
         try:
             held = await self._claim(keys=[self.key(scope)],
                                      args=[record.encode(), self.claim_seconds])
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot claim an idempotency key: {error}") from error
         return None if held is None else KeyRecord.decode(held)
 
@@ -111,7 +108,7 @@ class IdempotencyStore:
         try:
             applied = await self._confirm(keys=[self.key(scope)],
                                           args=[record.encode(), task_id, self.ttl_seconds])
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot confirm an idempotency key: {error}") from error
         return bool(applied)
 
@@ -119,6 +116,6 @@ class IdempotencyStore:
         """Free the key if it still holds ``task_id``; True when it did."""
         try:
             released = await self._release(keys=[self.key(scope)], args=[task_id])
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot release an idempotency key: {error}") from error
         return bool(released)

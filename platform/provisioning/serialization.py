@@ -46,7 +46,8 @@ from .collaborators import InboundDelivery
 from .errors import BrokerUnavailable
 from .messaging.broker import FetchedMessage
 from .messaging.topology import parking_queue
-from .models import FailureReason, TaskStatus
+from .models import TaskStatus
+from .settings import BrokerSettings
 from .store import Advance, AdvanceOutcome, Transition, until_available
 from .telemetry.metrics import TurnMetrics, exemplar
 from .telemetry.tracing import annotate
@@ -68,10 +69,7 @@ class TurnStore(Protocol):
 
     async def unpark(self, task_id: str) -> None: ...
 
-    async def transition(
-        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,
-        only_from: TaskStatus | None = None,
-    ) -> Transition: ...
+    async def tombstone(self, task_id: str) -> Transition: ...
 
 
 class ParkingBroker(Protocol):
@@ -97,6 +95,13 @@ class Serializer:
         self._arrival_seconds = 2 * publish_timeout_seconds
         self._metrics = metrics
         self._fetch_retry = fetch_retry
+
+    @classmethod
+    def over(cls, store: TurnStore, broker: ParkingBroker, settings: BrokerSettings,
+             metrics: TurnMetrics | None = None) -> Serializer:
+        """The hand-overs of a process (Service B or a worker) over its store and broker."""
+        return cls(store, broker, tasks_queue=settings.tasks_queue,
+                   publish_timeout_seconds=settings.publish_timeout_seconds, metrics=metrics)
 
     async def hand_over(self, equipment_id: str) -> str | None:
         """Make sure the device's turn is held by a task whose message is on the tasks queue,
@@ -173,8 +178,7 @@ class Serializer:
 
     async def _tombstone(self, task_id: str) -> None:
         transition = await until_available(
-            lambda: self._store.transition(task_id, TaskStatus.FAILED, FailureReason.NOT_QUEUED,
-                                           only_from=TaskStatus.PENDING),
+            lambda: self._store.tombstone(task_id),
             what="fail a task that never arrived", task_id=task_id)
         log.warning("waiting task's message never reached its parking queue (its create "
                     "answered 500): %s", transition.outcome.value, extra={"task_id": task_id})

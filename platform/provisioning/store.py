@@ -49,7 +49,7 @@ T = TypeVar("T")
 # What a Redis call raises when Redis is away: the client's own errors, and, from uvloop, a
 # RuntimeError when a connect races the server closing ("unable to perform operation on
 # <TCPTransport closed=True>").
-_UNAVAILABLE = (RedisError, OSError, RuntimeError)
+REDIS_UNAVAILABLE = (RedisError, OSError, RuntimeError)
 
 # While Redis is away, a consumer holding a message retries its store operation this way.
 STORE_RETRY = Backoff(initial_seconds=0.2, max_seconds=5.0)
@@ -380,7 +380,7 @@ class TaskStore:
     async def ping(self) -> None:
         try:
             await self._redis.ping()
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"Redis ping failed: {error}") from error
 
     async def create(self, task_id: str, equipment_id: str, *, now: float | None = None,
@@ -413,7 +413,7 @@ class TaskStore:
                       f"{self._settings.key_prefix}{names.TASK_KEY}",
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting],
             )
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
         if outcome == "busy":
             raise EquipmentBusy(other)
@@ -431,7 +431,7 @@ class TaskStore:
                 args=[f"{self._settings.key_prefix}{names.TASK_KEY}", TaskStatus.PENDING.value,
                       TaskStatus.RUNNING.value, self._settings.task_ttl_seconds],
             )
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot hand a device's turn over: {error}") from error
         outcome, task_id, depth, created = row[:4]
         return Advance(AdvanceOutcome(outcome), task_id or "", int(depth),
@@ -441,7 +441,7 @@ class TaskStore:
         """A task's status (None when there is no record) and whether its message is parked."""
         try:
             status, parked = await self._redis.hmget(self.key(task_id), ["status", "parked"])
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read task: {error}") from error
         return (TaskStatus(str(status)) if status else None), parked == "1"
 
@@ -449,7 +449,7 @@ class TaskStore:
         """Record that a parked task's message is on the tasks queue now."""
         try:
             await self._redis.hdel(self.key(task_id), "parked")
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot unpark task: {error}") from error
 
     async def cancel(self, task_id: str, equipment_id: str, *, now: float | None = None
@@ -465,14 +465,20 @@ class TaskStore:
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value,
                       TaskStatus.CANCELLED.value],
             )
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot cancel task: {error}") from error
         return CancelOutcome(outcome), TaskStatus(previous) if previous else None
+
+    async def tombstone(self, task_id: str) -> Transition:
+        """Fail a task that is still ``pending`` as ``not_queued``: its create answered 500 (or
+        never answered), so it must never run. STALE when it had left ``pending`` already."""
+        return await self.transition(task_id, TaskStatus.FAILED, FailureReason.NOT_QUEUED,
+                                     only_from=TaskStatus.PENDING)
 
     async def delete(self, task_id: str) -> None:
         try:
             await self._delete(keys=[self.key(task_id)], args=[task_id, self._device_prefix])
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot delete task: {error}") from error
 
     async def history(self, equipment_id: str, *, limit: int,
@@ -484,7 +490,7 @@ class TaskStore:
                 keys=[self.history_key(equipment_id)],
                 args=["+inf" if after is None else repr(after[0]), "1" if after else "0", limit + 1],
             )
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read the history: {error}") from error
         entries = [(float(rows[i + 1]), rows[i]) for i in range(0, len(rows), 2)]
         if after is not None:
@@ -503,7 +509,7 @@ class TaskStore:
     async def get(self, task_id: str) -> TaskRecord | None:
         try:
             fields: dict[str, str] = await self._redis.hgetall(self.key(task_id))  # type: ignore[assignment]
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read task: {error}") from error
         if not fields or "status" not in fields:
             return None
@@ -517,7 +523,7 @@ class TaskStore:
                 for task_id in task_ids:
                     pipe.hgetall(self.key(task_id))
                 rows: list[dict[str, str]] = await pipe.execute()
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read tasks: {error}") from error
         return [_record(task_id, fields) if fields and "status" in fields else None
                 for task_id, fields in zip(task_ids, rows, strict=True)]
@@ -550,7 +556,7 @@ class TaskStore:
         ]
         try:
             outcome, previous, created = await self._transition(keys=[self.key(task_id)], args=args)
-        except _UNAVAILABLE as error:
+        except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot transition task: {error}") from error
         return Transition(
             TransitionOutcome(outcome),

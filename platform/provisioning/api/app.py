@@ -16,7 +16,7 @@ from ..settings import ApiSettings, EquipmentConcurrency
 from ..store import TaskStore
 from ..telemetry.http import instrument_http
 from ..telemetry.tracing import setup_tracing, shutdown_tracing
-from .context import ServiceApp, ServiceContext, serializer_of
+from .context import ServiceApp, ServiceContext
 from .contract import error_answer
 from .guards import require_bearer_token
 from .results import ResultRecorder
@@ -51,14 +51,13 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
         metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
         store = TaskStore(settings.redis, history_limit=settings.history_limit)
         broker = Broker(settings.broker, name=f"service-b-{os.getpid()}", metrics=metrics.broker)
+        app.ctx.attach(store, broker)
         serialize = settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE
         broker.add_consumer(
             settings.broker.results_queue,
-            ResultRecorder(store, metrics,
-                           serializer_of(settings, store, broker, metrics) if serialize else None),
+            ResultRecorder(store, metrics, app.ctx.serializer if serialize else None),
             prefetch=settings.results_prefetch,
         )
-        app.ctx.attach(store, broker)
         await broker.start()
         # Serve once connected, or after a short wait: with RabbitMQ down, creates answer 500.
         with contextlib.suppress(BrokerUnavailable):

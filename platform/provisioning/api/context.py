@@ -28,14 +28,6 @@ def claim_seconds(settings: ApiSettings) -> int:
     return max(MIN_CLAIM_SECONDS, math.ceil(2 * slowest_create))
 
 
-def serializer_of(settings: ApiSettings, store: TaskStore, broker: Broker,
-                  metrics: ApiMetrics) -> Serializer:
-    """Service B's hand-overs of a device's turn (serialize mode)."""
-    return Serializer(store, broker, tasks_queue=settings.broker.tasks_queue,
-                      publish_timeout_seconds=settings.broker.publish_timeout_seconds,
-                      metrics=metrics.turns)
-
-
 class ServiceContext:
     """Opened by the ``before_server_start`` listener, closed by ``after_server_stop``."""
 
@@ -58,7 +50,7 @@ class ServiceContext:
             ttl_seconds=self.settings.idempotency.ttl_seconds,
             claim_seconds=claim_seconds(self.settings),
         )
-        self._serializer = serializer_of(self.settings, store, broker, self.metrics)
+        self._serializer = Serializer.over(store, broker, self.settings.broker, self.metrics.turns)
 
     def detach(self) -> tuple[TaskStore | None, Broker | None]:
         store, broker, self._store, self._broker = self._store, self._broker, None, None

@@ -142,9 +142,7 @@ async def _enqueue(
 async def _tombstone(ctx: ServiceContext, task_id: str) -> bool:
     """Fail a still-pending task; True when it had already left ``pending`` (it was queued)."""
     try:
-        transition = await ctx.store.transition(
-            task_id, TaskStatus.FAILED, FailureReason.NOT_QUEUED, only_from=TaskStatus.PENDING
-        )
+        transition = await ctx.store.tombstone(task_id)
     except StoreUnavailable:
         log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
         return False

@@ -35,9 +35,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
         # Over the store's client and pool, so closed with the store.
         mode = settings.equipment_concurrency
         lease = EquipmentLease.for_worker(store.redis, settings) if mode.exclusive else None
-        turns = (Serializer(store, broker, tasks_queue=settings.broker.tasks_queue,
-                            publish_timeout_seconds=settings.broker.publish_timeout_seconds,
-                            metrics=metrics.turns)
+        turns = (Serializer.over(store, broker, settings.broker, metrics.turns)
                  if mode is EquipmentConcurrency.SERIALIZE else None)
         broker.add_consumer(
             settings.broker.tasks_queue,
