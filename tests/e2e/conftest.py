@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from cpe_devkit.client import Client, client_session
 from cpe_devkit.ports import free_port
 from cpe_devkit.stack import Stack, throwaway_stack
 from tests.support.otlp import OtlpReceiver
 from tests.support.platforms import e2e_environment
+from tests.support.task_routes import client_fixture
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +23,7 @@ def platform(cert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield stack
 
 
-@pytest.fixture
-async def client(platform: Stack) -> AsyncIterator[Client]:
-    async with client_session(platform.ca_file) as session:
-        yield Client(session, platform.api_url)
+client = client_fixture("platform")
 
 
 @pytest.fixture

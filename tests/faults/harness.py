@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +39,6 @@ FAULT_DEFAULTS = {
     "SERVICE_A_ATTEMPTS": "3",
     "SERVICE_A_BACKOFF_SECONDS": "0.2",
     "SERVICE_A_BACKOFF_MAX_SECONDS": "1",
-    "RECONNECT_INITIAL_SECONDS": "0.1",
-    "RECONNECT_MAX_SECONDS": "1",
     "REDIS_TIMEOUT_SECONDS": "1",
     "WORKER_PROCESSES": "2",
     "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
@@ -85,7 +82,6 @@ class FaultPlatform:
         self.rabbit = rabbit
         self.redis = redis
         self._session: aiohttp.ClientSession | None = None
-        self._context = ssl.create_default_context(cafile=str(stack.ca_file))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -153,8 +149,7 @@ class FaultPlatform:
     # -- Service B --------------------------------------------------------------------------------
 
     async def health(self) -> tuple[int, dict[str, Any]]:
-        async with self.client.session.get(f"{self.stack.api_url}/health") as response:
-            return response.status, await response.json()
+        return await self.client.health()
 
     async def wait_health(self, status: int, timeout: float) -> dict[str, Any]:
         """Poll /health until it answers ``status``; its body."""

@@ -18,12 +18,10 @@ from provisioning.store import TaskStore
 
 from .harness import PlatformFactory
 from .ledger import Ledger, equipment
+from .test_equipment_lease import KILL_DELAY, LEASE_SETTINGS, OVERLAPS
 from .test_worker_killed import a_worker_holding_tasks, redelivered_tasks
 
 SERIAL_DEVICES, SERIAL_TASKS = 5, 3
-KILL_DELAY = 2.0  # the stub's delay: below the call timeout, as the lease assumes
-LEASE_SETTINGS = {"SERVICE_A_TIMEOUT_SECONDS": "3", "EQUIPMENT_LEASE_MARGIN_SECONDS": "1"}
-OVERLAPS = "equipment_stub_overlapping_calls_total"
 
 
 @pytest.mark.timeout(90)
