@@ -43,6 +43,24 @@ def sample_total(samples: Samples, name: str, labels: Mapping[str, str] | None =
                if sample == name and wanted <= sample_labels)
 
 
+# A component's metrics: its base port variable, and the variable of its process count.
+COMPONENT_METRICS = {
+    "api": ("API_METRICS_PORT", "API_WORKERS"),
+    "stub": ("STUB_METRICS_PORT", "STUB_WORKERS"),
+    "worker": ("WORKER_METRICS_PORT", "WORKER_PROCESSES"),
+}
+
+
+def component_total(environment: Mapping[str, str], component: str, name: str,
+                    **labels: str) -> float:
+    """``sample_total`` summed over every process of a component (``api``, ``stub`` or
+    ``worker``) of the platform the environment describes: process ``i`` serves its metrics on
+    the base port + ``i``."""
+    port_variable, count_variable = COMPONENT_METRICS[component]
+    base, count = int(environment[port_variable]), int(environment.get(count_variable, "1"))
+    return sum(sample_total(scrape(base + index), name, labels) for index in range(count))
+
+
 async def queue_state(amqp_url: str, queue: str) -> tuple[int, int]:
     """Messages ready and consumers attached, as the queue itself says now."""
     connection = await aiormq.connect(amqp_url)

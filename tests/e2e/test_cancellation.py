@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cpe_devkit.client import Client
-from cpe_devkit.probes import queue_state, sample_total, scrape
+from cpe_devkit.probes import component_total, queue_state
 from cpe_devkit.stack import Stack, throwaway_stack
 from tests.support.platforms import FAILING_ID, UNKNOWN_ID, e2e_environment
 from tests.support.task_routes import (
@@ -32,12 +32,6 @@ SLOW_STUB_SECONDS = 2
 
 def equipment() -> str:
     return f"CXL{uuid.uuid4().hex[:10]}"
-
-
-def counter(environment: dict[str, str], port_variable: str, processes: int, name: str,
-            **labels: str) -> float:
-    base = int(environment[port_variable])
-    return sum(sample_total(scrape(base + index), name, labels) for index in range(processes))
 
 
 # Service A answers after 2 s: long enough to cancel while the call is in flight.
@@ -68,12 +62,9 @@ async def test_a_task_cancelled_before_its_call_is_acked_without_calling_service
         workers_later.start_component("worker")
         assert await client.final_status(kept_id, kept["taskId"]) == (200, COMPLETED)
         assert await client.status(cancelled_id, cancelled["taskId"]) == (200, CANCELLED)
-    processes = int(environment["WORKER_PROCESSES"])
-    assert counter(environment, "WORKER_METRICS_PORT", processes, "provisioning_worker_tasks_total",
-                   outcome="cancelled") == 1
-    stub_processes = int(environment["STUB_WORKERS"])
-    assert counter(environment, "STUB_METRICS_PORT", stub_processes,
-                   "equipment_stub_answers_total") == 1  # the kept task's call only
+    assert component_total(environment, "worker", "provisioning_worker_tasks_total",
+                           outcome="cancelled") == 1
+    assert component_total(environment, "stub", "equipment_stub_answers_total") == 1  # the kept task's
     ready, _ = await queue_state(environment["AMQP_URL"], environment["TASKS_QUEUE"])
     assert ready == 0
 
@@ -97,11 +88,11 @@ async def test_cancelling_a_cancelled_task_answers_200_with_the_cancelled_body(
 async def test_a_pending_cancel_is_counted_as_cancelled(no_workers: Stack, idle_client: Client) -> None:
     environment = dict(no_workers.environment)
     name = "provisioning_api_cancellations_total"
-    before = counter(environment, "API_METRICS_PORT", 1, name, outcome="cancelled")
+    before = component_total(environment, "api", name, outcome="cancelled")
     equipment_id = equipment()
     _, created = await idle_client.create(equipment_id)
     await cancel(idle_client, equipment_id, created["taskId"])
-    assert counter(environment, "API_METRICS_PORT", 1, name, outcome="cancelled") == before + 1
+    assert component_total(environment, "api", name, outcome="cancelled") == before + 1
 
 
 async def test_a_task_cancelled_during_its_call_still_records_the_outcome(slow_client: Client) -> None:

@@ -23,6 +23,7 @@ from provisioning.idempotency_key import NO_CALLER, fingerprint, scope_digest
 from provisioning.models import parse_provisioning_request
 from tests.support.otlp import OtlpReceiver
 from tests.support.platforms import e2e_environment
+from tests.support.task_routes import run_keys
 
 COMPLETED = {"code": 200, "message": "Completed"}
 STILL_RUNNING = {"code": 204, "message": "Task is still running"}
@@ -253,7 +254,7 @@ async def test_no_token_is_stored_in_a_key_name_or_value(guarded_api: Stack) -> 
     equipment_id, key = equipment(), new_key()
     async with client_session(guarded_api.ca_file, token=TOKENS[0]) as session:
         assert (await post(session, guarded_api.api_url, equipment_id, key)).status == 200
-    stored = await _everything_under_the_prefix(guarded_api)
+    stored = await run_keys(guarded_api.environment)
     assert key_record_name(guarded_api, equipment_id, key, caller=TOKENS[0]) in stored
     assert not [text for text in stored.items() if any(token in str(text) for token in TOKENS)]
 
@@ -266,33 +267,9 @@ async def test_no_redis_value_under_the_prefix_holds_the_password(
     equipment_id, key = equipment(), new_key()
     assert (await create(client, equipment_id, key)).status == 200
     assert (await create(client, equipment_id, key)).status == 200
-    stored = await _everything_under_the_prefix(platform)
+    stored = await run_keys(platform.environment)
     assert key_record_name(platform, equipment_id, key) in stored  # the key's record was searched
     assert not [name for name, value in stored.items() if DEVICE_PASSWORD in value]
-
-
-async def _everything_under_the_prefix(stack: Stack) -> dict[str, str]:
-    """Every key under the run's prefix, with its value (of any of Redis's types) as text."""
-    redis = aioredis.Redis.from_url(stack.environment["REDIS_URL"], decode_responses=True)
-    try:
-        stored: dict[str, str] = {}
-        async for name in redis.scan_iter(match=f"{stack.environment['REDIS_KEY_PREFIX']}*", count=1000):
-            stored[name] = str(await _value(redis, name))
-        return stored
-    finally:
-        await redis.aclose()
-
-
-async def _value(redis: aioredis.Redis, name: str) -> object:
-    kind = await redis.type(name)
-    readers: dict[str, Any] = {
-        "string": lambda: redis.get(name), "hash": lambda: redis.hgetall(name),
-        "list": lambda: redis.lrange(name, 0, -1), "set": lambda: redis.smembers(name),
-        "zset": lambda: redis.zrange(name, 0, -1, withscores=True),
-        "stream": lambda: redis.xrange(name),
-    }
-    assert kind in readers, f"{name} is a {kind!r}, which this search cannot read"
-    return await readers[kind]()
 
 
 # -- traces -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from cpe_devkit.client import Client
-from cpe_devkit.probes import sample_total, scrape
+from cpe_devkit.probes import component_total
 from cpe_devkit.stack import Stack
 from tests.support.task_routes import client_fixture, client_of, history, module_platform
 
@@ -61,13 +61,12 @@ async def test_concurrent_creates_for_one_device_accept_exactly_one(client: Clie
 async def test_a_refused_create_is_counted_as_equipment_busy(
     client: Client, reject_platform: Stack
 ) -> None:
-    port = int(reject_platform.environment["API_METRICS_PORT"])
     name = "provisioning_api_equipment_busy_total"
-    before = sample_total(scrape(port), name)
+    before = component_total(reject_platform.environment, "api", name)
     equipment_id = equipment()
     await client.create(equipment_id)
     await client.create(equipment_id)
-    assert sample_total(scrape(port), name) == before + 1
+    assert component_total(reject_platform.environment, "api", name) == before + 1
 
 
 async def test_in_the_default_parallel_mode_one_device_takes_several_tasks(platform: Stack) -> None:

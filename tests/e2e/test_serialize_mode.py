@@ -11,7 +11,7 @@ from itertools import pairwise
 from typing import Any
 
 from cpe_devkit.client import DEVICE_PASSWORD, Client
-from cpe_devkit.probes import queue_state, sample_total, scrape
+from cpe_devkit.probes import component_total, queue_state
 from cpe_devkit.stack import Stack
 from provisioning.messaging.topology import parking_queue
 from tests.support.task_routes import (
@@ -44,8 +44,8 @@ def moment(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def metric(stack: Stack, port_variable: str, name: str) -> float:
-    return sample_total(scrape(int(stack.environment[port_variable])), name)
+def metric(stack: Stack, component: str, name: str) -> float:
+    return component_total(stack.environment, component, name)
 
 
 async def create_one_after_another(client: Client, equipment_id: str, count: int) -> list[str]:
@@ -71,7 +71,7 @@ async def test_one_devices_tasks_run_one_after_another_in_creation_order_beside_
     client: Client, serialize_platform: Stack,
 ) -> None:
     device, others = equipment(), [equipment() for _ in range(3)]
-    overlaps_before = metric(serialize_platform, "STUB_METRICS_PORT",
+    overlaps_before = metric(serialize_platform, "stub",
                              "equipment_stub_overlapping_calls_total")
     queued, *other_answers = await asyncio.gather(
         create_one_after_another(client, device, 5),
@@ -92,7 +92,7 @@ async def test_one_devices_tasks_run_one_after_another_in_creation_order_beside_
         # Not behind the busy device: about one stub delay after their creation.
         assert moment(task["finishedAt"]) - moment(task["createdAt"]) < STUB_DELAY + 2.0
         assert moment(task["finishedAt"]) < other_created + STUB_DELAY + 2.0
-    assert metric(serialize_platform, "STUB_METRICS_PORT",
+    assert metric(serialize_platform, "stub",
                   "equipment_stub_overlapping_calls_total") == overlaps_before
 
 
@@ -100,7 +100,7 @@ async def test_a_cancelled_waiting_task_frees_its_turn_and_never_reaches_service
     client: Client, serialize_platform: Stack,
 ) -> None:
     device = equipment()
-    answers_before = metric(serialize_platform, "STUB_METRICS_PORT", "equipment_stub_answers_total")
+    answers_before = metric(serialize_platform, "stub", "equipment_stub_answers_total")
     first, second, third = await create_one_after_another(client, device, 3)
     assert await cancel(client, device, second) == (202, ACCEPTED)
 
@@ -109,7 +109,7 @@ async def test_a_cancelled_waiting_task_frees_its_turn_and_never_reaches_service
     assert two["status"] == "cancelled" and two["runningAt"] is None and not two["attempts"]
     gap = moment(three["runningAt"]) - moment(one["finishedAt"])
     assert 0 <= gap < HAND_OVER_SLACK
-    assert metric(serialize_platform, "STUB_METRICS_PORT",
+    assert metric(serialize_platform, "stub",
                   "equipment_stub_answers_total") == answers_before + 2
 
 
@@ -133,12 +133,12 @@ async def test_past_the_waiting_bound_a_create_answers_409_naming_the_running_ta
     client: Client, serialize_platform: Stack,
 ) -> None:
     device = equipment()
-    busy_before = metric(serialize_platform, "API_METRICS_PORT",
+    busy_before = metric(serialize_platform, "api",
                          "provisioning_api_equipment_busy_total")
     accepted = await create_one_after_another(client, device, 1 + MAX_WAITING)
     assert await client.create(device) == (409, {
         "code": 409, "message": "Equipment has too many tasks waiting", "taskId": accepted[0]})
-    assert metric(serialize_platform, "API_METRICS_PORT",
+    assert metric(serialize_platform, "api",
                   "provisioning_api_equipment_busy_total") == busy_before + 1
     await wait_for_status(client, accepted[1], "running", timeout=STUB_DELAY + 10)
     status, answer = await client.create(device)  # one place freed: accepted again
@@ -150,7 +150,7 @@ async def test_parks_and_hand_overs_are_counted_with_their_wait(
     client: Client, serialize_platform: Stack,
 ) -> None:
     def api(name: str) -> float:
-        return metric(serialize_platform, "API_METRICS_PORT", name)
+        return metric(serialize_platform, "api", name)
 
     before = {name: api(name) for name in (
         "provisioning_api_equipment_parked_total", "provisioning_api_equipment_handed_over_total",

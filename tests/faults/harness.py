@@ -184,14 +184,8 @@ class FaultPlatform:
 
     async def counter(self, component: str, name: str, **labels: str) -> float:
         """A sample summed over the component's processes (0 for a process that has none)."""
-        variable = {"stub": "STUB_METRICS_PORT", "api": "API_METRICS_PORT",
-                    "worker": "WORKER_METRICS_PORT"}[component]
-        base = int(self.environment[variable])
-        count = int(self.environment["WORKER_PROCESSES"]) if component == "worker" else 1
-        total = 0.0
-        for port in range(base, base + count):
-            total += probes.sample_total(await self.scrape(port), name, labels)
-        return total
+        return await asyncio.to_thread(probes.component_total, self.environment, component, name,
+                                       **labels)
 
     async def wait_counter(self, component: str, name: str, at_least: float, timeout: float,
                            **labels: str) -> float:

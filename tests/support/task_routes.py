@@ -83,21 +83,30 @@ async def wait_for_status(client: Client, task_id: str, status: str, timeout: fl
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def dump_run_keys(environment: Mapping[str, str]) -> str:
-    """Everything Redis holds under the run's key prefix, as text (for searching secrets)."""
+async def run_keys(environment: Mapping[str, str]) -> dict[str, str]:
+    """Every key under the run's prefix, with its value (of any of Redis's types) as text."""
     redis = aioredis.Redis.from_url(environment["REDIS_URL"], decode_responses=True)
     try:
-        dumped: dict[str, Any] = {}
-        async for key in redis.scan_iter(match=f"{environment['REDIS_KEY_PREFIX']}*"):
-            kind = await redis.type(key)
-            if kind == "hash":
-                dumped[key] = await redis.hgetall(key)
-            elif kind == "zset":
-                dumped[key] = await redis.zrange(key, 0, -1, withscores=True)
-            elif kind == "string":
-                dumped[key] = await redis.get(key)
-            else:
-                dumped[key] = kind
-        return json.dumps(dumped)
+        stored: dict[str, str] = {}
+        async for name in redis.scan_iter(match=f"{environment['REDIS_KEY_PREFIX']}*", count=1000):
+            stored[name] = str(await _value(redis, name))
+        return stored
     finally:
         await redis.aclose()
+
+
+async def _value(redis: aioredis.Redis, name: str) -> object:
+    kind = await redis.type(name)
+    readers: dict[str, Any] = {
+        "string": lambda: redis.get(name), "hash": lambda: redis.hgetall(name),
+        "list": lambda: redis.lrange(name, 0, -1), "set": lambda: redis.smembers(name),
+        "zset": lambda: redis.zrange(name, 0, -1, withscores=True),
+        "stream": lambda: redis.xrange(name),
+    }
+    assert kind in readers, f"{name} is a {kind!r}, which this search cannot read"
+    return await readers[kind]()
+
+
+async def dump_run_keys(environment: Mapping[str, str]) -> str:
+    """Everything Redis holds under the run's key prefix, as text (for searching secrets)."""
+    return json.dumps(await run_keys(environment))
