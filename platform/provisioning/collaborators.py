@@ -60,6 +60,19 @@ class TurnHandOver(Protocol):
     async def hand_over_held(self, delivery: InboundDelivery, equipment_id: str) -> bool: ...
 
 
+class AttemptLog(Protocol):
+    """Records one Service A attempt in the task's event log (``TaskStore.record_attempt``)."""
+
+    async def record_attempt(self, task_id: str, attempt: int, outcome: str) -> None: ...
+
+
+class WebhookQueue(Protocol):
+    """Queues a final task's webhook while holding its trigger (``webhooks.WebhookOutbox``);
+    False when the trigger's channel is gone."""
+
+    async def queue_held(self, delivery: InboundDelivery, task_id: str, url: str) -> bool: ...
+
+
 class InboundDelivery(Protocol):
     """A message held by its handler until one of its three fates (``messaging.Delivery``)."""
 

@@ -54,6 +54,17 @@ class Environment:
             raise SettingsError(name, f"must be between 0 and 1, got {value}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        """``true``/``false`` (also 1/0, yes/no, on/off), any case."""
+        raw = self._variables.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("true", "1", "yes", "on"):
+            return True
+        if raw in ("false", "0", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
+
     def words(self, name: str) -> frozenset[str]:
         """A comma-separated list; blanks are ignored."""
         raw = self._variables.get(name, "")

@@ -177,6 +177,7 @@ class TaskRecord:
     cancel_requested_at: float | None = None  # set by DELETE on a pending or running task
     attempts: int | None = None  # calls made to Service A, known once the task is final
     trace_id: str | None = None  # the create's trace, when tracing was on
+    callback_url: str | None = None  # where the final status is POSTed (``webhooks``)
 
     @property
     def cancel_requested(self) -> bool:

@@ -5,6 +5,8 @@ Every variable, its default and meaning is listed in ``.env.example`` and the RE
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import os
 from collections.abc import Mapping
@@ -17,6 +19,13 @@ from .errors import SettingsError
 
 DEFAULT_CERT_DIR = "certs"
 
+# Webhook retries: after the first attempt, one more after each pause (about 44 minutes in all
+# by default, after Standard Webhooks' guidance of growing pauses); then the dead-letter queue.
+DEFAULT_WEBHOOK_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
+MAX_WEBHOOK_RETRIES = 20
+MIN_WEBHOOK_RETRY_DELAY = 0.1
+MAX_WEBHOOK_RETRY_DELAY = 86_400.0
+
 
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
@@ -25,6 +34,8 @@ class RedisSettings:
     task_ttl_seconds: int
     socket_timeout_seconds: float
     max_connections: int
+    # TASK_EVENT_LOG_LIMIT: events kept per task for Server-Sent Events resumption (a stream).
+    event_log_limit: int = 64
 
     @classmethod
     def from_env(cls, env: Environment) -> RedisSettings:
@@ -34,6 +45,7 @@ class RedisSettings:
             task_ttl_seconds=env.integer("TASK_TTL_SECONDS", 86_400, minimum=1),
             socket_timeout_seconds=env.number("REDIS_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             max_connections=env.integer("REDIS_MAX_CONNECTIONS", 64, minimum=1),
+            event_log_limit=env.integer("TASK_EVENT_LOG_LIMIT", 64, minimum=8),
         )
 
 
@@ -48,13 +60,20 @@ class BrokerSettings:
     publish_timeout_seconds: float
     reconnect_initial_seconds: float
     reconnect_max_seconds: float
+    # Webhook deliveries (``provisioning.webhooks``): their queue, and the pauses before each
+    # retry, in seconds; each distinct pause has a delay queue of its own (``topology``).
+    webhooks_queue: str = names.DEFAULT_WEBHOOKS_QUEUE
+    webhook_retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
 
     @classmethod
     def from_env(cls, env: Environment) -> BrokerSettings:
         tasks_queue = env.text("TASKS_QUEUE", names.DEFAULT_TASKS_QUEUE)
         results_queue = env.text("RESULTS_QUEUE", names.DEFAULT_RESULTS_QUEUE)
+        webhooks_queue = env.text("WEBHOOKS_QUEUE", names.DEFAULT_WEBHOOKS_QUEUE)
         if tasks_queue == results_queue:
             raise SettingsError("RESULTS_QUEUE", "must differ from TASKS_QUEUE")
+        if webhooks_queue in (tasks_queue, results_queue):
+            raise SettingsError("WEBHOOKS_QUEUE", "must differ from TASKS_QUEUE and RESULTS_QUEUE")
         return cls(
             url=env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
             tasks_queue=tasks_queue,
@@ -65,7 +84,29 @@ class BrokerSettings:
             publish_timeout_seconds=env.number("PUBLISH_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             reconnect_initial_seconds=env.number("RECONNECT_INITIAL_SECONDS", 0.5, minimum=0.01),
             reconnect_max_seconds=env.number("RECONNECT_MAX_SECONDS", 10.0, minimum=0.01),
+            webhooks_queue=webhooks_queue,
+            webhook_retry_delays=_retry_delays(env),
         )
+
+
+def _retry_delays(env: Environment) -> tuple[float, ...]:
+    """``WEBHOOK_RETRY_SCHEDULE``: comma-separated pauses in seconds, each from
+    ``MIN_WEBHOOK_RETRY_DELAY`` to ``MAX_WEBHOOK_RETRY_DELAY``, at most ``MAX_WEBHOOK_RETRIES``."""
+    name = "WEBHOOK_RETRY_SCHEDULE"
+    raw = env.optional_text(name)
+    if raw is None:
+        return DEFAULT_WEBHOOK_RETRY_DELAYS
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(name, f"must be comma-separated numbers of seconds, got {raw!r}") from None
+    if len(delays) > MAX_WEBHOOK_RETRIES:
+        raise SettingsError(name, f"must hold at most {MAX_WEBHOOK_RETRIES} pauses, got {len(delays)}")
+    for delay in delays:
+        if not MIN_WEBHOOK_RETRY_DELAY <= delay <= MAX_WEBHOOK_RETRY_DELAY:  # NaN fails too
+            raise SettingsError(name, f"pauses must be from {MIN_WEBHOOK_RETRY_DELAY} to "
+                                      f"{MAX_WEBHOOK_RETRY_DELAY:.0f} seconds, got {delay}")
+    return delays
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +188,101 @@ class IdempotencySettings:
         )
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_SECRET_BYTES = 24  # Standard Webhooks: secrets of 24 to 64 random bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Completion webhooks (``callbackUrl``): which receivers are allowed, how deliveries are
+    signed and bounded. Off (a ``callbackUrl`` is refused) while ``allowed_hosts`` is empty."""
+
+    allowed_hosts: tuple[str, ...]  # WEBHOOK_ALLOWED_HOSTS: exact names, *.suffix, or *
+    allow_http: bool  # WEBHOOK_ALLOW_HTTP: plain http:// receivers, for local development
+    allow_private: bool  # WEBHOOK_ALLOW_PRIVATE: private and loopback addresses
+    # WEBHOOK_SECRET: the signing keys, first one signs; only the delivering process reads it.
+    secrets: tuple[bytes, ...] = field(repr=False)
+    timeout_seconds: float  # WEBHOOK_TIMEOUT_SECONDS: one delivery attempt, connect to answer
+    prefetch: int  # WEBHOOK_PREFETCH: deliveries in flight per delivering process
+    ca_file: Path | None  # WEBHOOK_CA_FILE: a CA trusted besides the system's, for receivers
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allowed_hosts)
+
+    @classmethod
+    def from_env(cls, env: Environment, *, signing: bool) -> WebhookSettings:
+        hosts = tuple(sorted(host.lower() for host in env.words("WEBHOOK_ALLOWED_HOSTS")))
+        secrets = _webhook_secrets(env.optional_text("WEBHOOK_SECRET")) if signing else ()
+        if signing and hosts and not secrets:
+            raise SettingsError("WEBHOOK_SECRET", "is required when WEBHOOK_ALLOWED_HOSTS is set")
+        timeout = env.number("WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+        if timeout > 60:
+            raise SettingsError("WEBHOOK_TIMEOUT_SECONDS", f"must be at most 60, got {timeout}")
+        ca_file = env.optional_text("WEBHOOK_CA_FILE")
+        return cls(
+            allowed_hosts=hosts,
+            allow_http=env.flag("WEBHOOK_ALLOW_HTTP", False),
+            allow_private=env.flag("WEBHOOK_ALLOW_PRIVATE", False),
+            secrets=secrets,
+            timeout_seconds=timeout,
+            prefetch=env.integer("WEBHOOK_PREFETCH", 256, minimum=1),
+            ca_file=None if ca_file is None else Path(ca_file),
+        )
+
+
+def _webhook_secrets(raw: str | None) -> tuple[bytes, ...]:
+    """Space-separated ``whsec_<base64>`` secrets (Standard Webhooks' form), decoded."""
+    if raw is None:
+        return ()
+    keys = []
+    for secret in raw.split():
+        if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+            raise SettingsError("WEBHOOK_SECRET", f"secrets must start with {WEBHOOK_SECRET_PREFIX}")
+        try:
+            key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+        except binascii.Error:
+            raise SettingsError("WEBHOOK_SECRET",
+                                f"must be {WEBHOOK_SECRET_PREFIX} followed by base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise SettingsError("WEBHOOK_SECRET",
+                                f"keys must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes long")
+        keys.append(key)
+    return tuple(keys)
+
+
+# Sanic answers 503 to a handler that runs past RESPONSE_TIMEOUT (60 s by default): a long-poll
+# must end well before it.
+MAX_STATUS_WAIT_SECONDS = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionSettings:
+    """Service B's completion notices without polling: long-poll and Server-Sent Events."""
+
+    max_wait_seconds: float  # STATUS_MAX_WAIT_SECONDS: the cap on ?wait=
+    max_waiters: int  # API_MAX_WAITERS: long-polls and event streams held per process
+    keepalive_seconds: float  # SSE_KEEPALIVE_SECONDS: a comment this often on a quiet stream
+    max_stream_seconds: float  # SSE_MAX_STREAM_SECONDS: a stream then ends (clients resume)
+
+    @classmethod
+    def from_env(cls, env: Environment) -> CompletionSettings:
+        max_wait = env.number("STATUS_MAX_WAIT_SECONDS", 25.0, minimum=0.0)
+        if max_wait > MAX_STATUS_WAIT_SECONDS:
+            raise SettingsError("STATUS_MAX_WAIT_SECONDS",
+                                f"must be at most {MAX_STATUS_WAIT_SECONDS:.0f}, got {max_wait}")
+        keepalive = env.number("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1)
+        if keepalive > MAX_STATUS_WAIT_SECONDS:
+            raise SettingsError("SSE_KEEPALIVE_SECONDS",
+                                f"must be at most {MAX_STATUS_WAIT_SECONDS:.0f}, got {keepalive}")
+        return cls(
+            max_wait_seconds=max_wait,
+            max_waiters=env.integer("API_MAX_WAITERS", 10_000, minimum=1),
+            keepalive_seconds=keepalive,
+            max_stream_seconds=env.number("SSE_MAX_STREAM_SECONDS", 3600.0, minimum=1.0),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Service B."""
@@ -166,6 +302,8 @@ class ApiSettings:
     broker: BrokerSettings
     tls: TlsSettings
     idempotency: IdempotencySettings
+    completion: CompletionSettings
+    webhooks: WebhookSettings
     history_limit: int = 100  # EQUIPMENT_HISTORY_LIMIT: tasks kept per device, newest
     max_waiting: int = 100  # EQUIPMENT_MAX_WAITING: serialize mode, tasks waiting per device
 
@@ -188,6 +326,8 @@ class ApiSettings:
             broker=BrokerSettings.from_env(env),
             tls=TlsSettings.from_env(env),
             idempotency=IdempotencySettings.from_env(env),
+            completion=CompletionSettings.from_env(env),
+            webhooks=WebhookSettings.from_env(env, signing=False),
             history_limit=env.integer("EQUIPMENT_HISTORY_LIMIT", 100, minimum=1),
             max_waiting=env.integer("EQUIPMENT_MAX_WAITING", 100, minimum=1),
         )
@@ -212,6 +352,7 @@ class WorkerSettings:
     redis: RedisSettings
     broker: BrokerSettings
     tls: TlsSettings
+    webhooks: WebhookSettings
     # reject mode: a device's lease outlasts a call by this much (see equipment_lease).
     equipment_lease_margin_seconds: float = 5.0
 
@@ -237,6 +378,7 @@ class WorkerSettings:
             redis=RedisSettings.from_env(env),
             broker=BrokerSettings.from_env(env),
             tls=TlsSettings.from_env(env),
+            webhooks=WebhookSettings.from_env(env, signing=True),
             equipment_lease_margin_seconds=env.number(
                 "EQUIPMENT_LEASE_MARGIN_SECONDS", 5.0, minimum=0.0),
         )

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -83,18 +83,43 @@ local function settle(prefix, task, equipment, final, ttl)
 end
 """
 
-# KEYS[1] the task; ARGV: 1 new status, 2 its rank, 3 failure ("" for none), 4 now, 5 ttl,
-# 6 is_final, 7 the status the task must have now ("" for any), 8 attempts ("" for none),
-# 9 the task id, 10 the device key prefix, then the ranks as status/rank pairs.
-# Returns {outcome, status before, created_at}: outcome is "applied", "stale" or "missing".
-_TRANSITION = _SETTLE + """
+# Shared by the scripts that change a task: ``emit(events key, {channel, limit, ttl}, task id,
+# type, field/value pairs)`` appends an event to the task's log (a stream of at most ``limit``
+# entries, expiring with the task) and publishes "{task id} {type}" on the events channel, in
+# the same script as the change it reports: a change is never made without its notice.
+# ``callback(task key)`` is the task's callbackUrl while its webhook is not queued yet.
+_EMIT = """
+local function emit(events, notice, task, kind, ...)
+  redis.call('XADD', events, 'MAXLEN', notice[2], '*', 'type', kind, ...)
+  redis.call('EXPIRE', events, notice[3])
+  redis.call('PUBLISH', notice[1], task .. ' ' .. kind)
+end
+local function callback(key)
+  local url, queued = unpack(redis.call('HMGET', key, 'callback_url', 'webhook_queued'))
+  if url and not queued then return url end
+  return ''
+end
+"""
+
+# KEYS[1] the task, KEYS[2] its events; ARGV: 1 new status, 2 its rank, 3 failure ("" for
+# none), 4 now, 5 ttl, 6 is_final, 7 the status the task must have now ("" for any),
+# 8 attempts ("" for none), 9 the task id, 10 the device key prefix, 11 the events channel,
+# 12 the event log's limit, then the ranks as status/rank pairs.
+# Returns {outcome, status before, created_at, callback}: outcome is "applied", "stale" or
+# "missing"; callback is the task's callbackUrl when it is final (now, or already) and its
+# webhook not queued yet, else "".
+_TRANSITION = _SETTLE + _EMIT + """
 local current, created, equipment = unpack(
   redis.call('HMGET', KEYS[1], 'status', 'created_at', 'equipment_id'))
-if not current then return {'missing', '', ''} end
-if ARGV[7] ~= '' and current ~= ARGV[7] then return {'stale', current, created} end
+if not current then return {'missing', '', '', ''} end
 local rank = {}
-for i = 11, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
-if tonumber(ARGV[2]) <= rank[current] then return {'stale', current, created} end
+for i = 13, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local function stale()
+  if rank[current] == 2 then return {'stale', current, created, callback(KEYS[1])} end
+  return {'stale', current, created, ''}
+end
+if ARGV[7] ~= '' and current ~= ARGV[7] then return stale() end
+if tonumber(ARGV[2]) <= rank[current] then return stale() end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'failure', ARGV[3]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[8]) end
@@ -105,18 +130,24 @@ else
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 settle(ARGV[10], ARGV[9], equipment or '', ARGV[6] == '1', ARGV[5])
-return {'applied', current, created}
+local fields = {}
+if ARGV[3] ~= '' then fields[#fields + 1] = 'failure'; fields[#fields + 1] = ARGV[3] end
+if ARGV[8] ~= '' then fields[#fields + 1] = 'attempts'; fields[#fields + 1] = ARGV[8] end
+emit(KEYS[2], {ARGV[11], ARGV[12], ARGV[5]}, ARGV[9], ARGV[1], 'at', ARGV[4], unpack(fields))
+if ARGV[6] == '1' then return {'applied', current, created, callback(KEYS[1])} end
+return {'applied', current, created, ''}
 """
 
 # KEYS[1] the task, KEYS[2] the device's history, KEYS[3] the device's unfinished task, KEYS[4]
-# the device's waiting tasks. ARGV: 1 task id, 2 equipment id, 3 now, 4 ttl, 5 history limit,
-# 6 mode ("0" parallel, "1" reject, "2" serialize), 7 trace id ("" for none), 8 the task key
-# prefix, 9 pending, 10 running, 11 the most tasks waiting per device (serialize).
+# the device's waiting tasks, KEYS[5] the task's events. ARGV: 1 task id, 2 equipment id, 3 now,
+# 4 ttl, 5 history limit, 6 mode ("0" parallel, "1" reject, "2" serialize), 7 trace id ("" for
+# none), 8 the task key prefix, 9 pending, 10 running, 11 the most tasks waiting per device
+# (serialize), 12 the events channel, 13 the event log's limit, 14 callbackUrl ("" for none).
 # Returns {outcome, task id, depth}: {"created", "", 0}; {"busy", the unfinished task} (reject;
 # nothing written); {"full", the unfinished task, depth} (serialize, the waiting list is at its
 # bound; nothing written); {"park", the unfinished task or "", depth} (serialize: the record is
 # written with ``parked``, its id appended to the waiting list, which now holds ``depth``).
-_CREATE = """
+_CREATE = _EMIT + """
 local park = false
 if ARGV[6] ~= '0' then
   local active = redis.call('GET', KEYS[3])
@@ -140,7 +171,9 @@ end
 redis.call('HSET', KEYS[1], 'equipment_id', ARGV[2], 'status', ARGV[9],
            'created_at', ARGV[3], 'updated_at', ARGV[3])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'trace_id', ARGV[7]) end
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'callback_url', ARGV[14]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+emit(KEYS[5], {ARGV[12], ARGV[13], ARGV[4]}, ARGV[1], ARGV[9], 'at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -154,35 +187,55 @@ if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4]) end
 return {'created', '', 0}
 """
 
-# KEYS[1] the task. ARGV: 1 the equipment id it must belong to, 2 now, 3 ttl, 4 the task id,
-# 5 the device key prefix, 6 pending, 7 running, 8 cancelled.
-# Returns {outcome, status before}: "cancelled" (it was pending), "requested" (it is running:
-# only the request is recorded, the first one's time kept), "final" or "missing".
-_CANCEL = _SETTLE + """
+# KEYS[1] the task, KEYS[2] its events. ARGV: 1 the equipment id it must belong to, 2 now,
+# 3 ttl, 4 the task id, 5 the device key prefix, 6 pending, 7 running, 8 cancelled, 9 the events
+# channel, 10 the event log's limit.
+# Returns {outcome, status before, callback}: "cancelled" (it was pending), "requested" (it is
+# running: only the request is recorded, the first one's time kept), "final" or "missing";
+# callback as the transition's (the callbackUrl of a final task whose webhook is not queued).
+_CANCEL = _SETTLE + _EMIT + """
 local status, equipment = unpack(redis.call('HMGET', KEYS[1], 'status', 'equipment_id'))
-if not status or equipment ~= ARGV[1] then return {'missing', ''} end
+if not status or equipment ~= ARGV[1] then return {'missing', '', ''} end
 if status == ARGV[6] then
   redis.call('HSET', KEYS[1], 'status', ARGV[8], 'updated_at', ARGV[2], 'finished_at', ARGV[2],
              'cancel_requested_at', ARGV[2], 'attempts', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   settle(ARGV[5], ARGV[4], equipment, true, ARGV[3])
-  return {'cancelled', status}
+  emit(KEYS[2], {ARGV[9], ARGV[10], ARGV[3]}, ARGV[4], ARGV[8], 'at', ARGV[2], 'attempts', 0)
+  return {'cancelled', status, callback(KEYS[1])}
 end
 if status == ARGV[7] then
   if redis.call('HSETNX', KEYS[1], 'cancel_requested_at', ARGV[2]) == 1 then
     redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   end
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  return {'requested', status}
+  return {'requested', status, ''}
 end
-return {'final', status}
+return {'final', status, callback(KEYS[1])}
 """
 
-# KEYS[1] the task. ARGV: 1 the task id, 2 the device key prefix. Deletes the record, its
-# history entry, its place in the device's waiting list and the device's pointer to it.
+# KEYS[1] the task, KEYS[2] its events. ARGV: 1 the task id, 2 the events channel, 3 the event
+# log's limit, 4 ttl, 5 now, 6 the attempt's number, 7 its outcome. Records one Service A
+# attempt in the task's event log; nothing when the task has no record.
+_ATTEMPT = _EMIT + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+emit(KEYS[2], {ARGV[2], ARGV[3], ARGV[4]}, ARGV[1], 'attempt', 'at', ARGV[5],
+     'attempt', ARGV[6], 'outcome', ARGV[7])
+return 1
+"""
+
+# KEYS[1] the task. Records that its webhook is queued (no-op when the record is gone).
+_WEBHOOK_QUEUED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'webhook_queued', '1') end
+return 1
+"""
+
+# KEYS[1] the task, KEYS[2] its events. ARGV: 1 the task id, 2 the device key prefix. Deletes
+# the record, its events, its history entry, its place in the device's waiting list and the
+# device's pointer to it.
 _DELETE = _SETTLE + """
 local equipment = redis.call('HGET', KEYS[1], 'equipment_id')
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 if equipment then
   redis.call('ZREM', ARGV[2] .. equipment .. ':tasks', ARGV[1])
   redis.call('LREM', ARGV[2] .. equipment .. ':waiting', 0, ARGV[1])
@@ -250,6 +303,9 @@ class Transition:
     outcome: TransitionOutcome
     previous: TaskStatus | None
     created_at: float | None = None
+    # The task's callbackUrl when it is final (by this transition or before) and its webhook
+    # is not queued yet (``mark_webhook_queued``): whoever holds the trigger queues it.
+    callback_url: str | None = None
 
 
 class CancelOutcome(enum.StrEnum):
@@ -259,6 +315,15 @@ class CancelOutcome(enum.StrEnum):
     REQUESTED = "requested"  # it is running: the request is recorded, the outcome will be too
     ALREADY_FINAL = "final"  # nothing to cancel
     MISSING = "missing"  # no such task for this equipment id
+
+
+class Cancellation(NamedTuple):
+    """What ``TaskStore.cancel`` did, the status before, and (as ``Transition.callback_url``)
+    the callbackUrl of a final task whose webhook is not queued yet."""
+
+    outcome: CancelOutcome
+    previous: TaskStatus | None
+    callback_url: str | None = None
 
 
 class Admission(enum.StrEnum):
@@ -342,6 +407,8 @@ class TaskStore:
         self._delete = self._redis.register_script(_DELETE)
         self._page = self._redis.register_script(_PAGE)
         self._advance = self._redis.register_script(_ADVANCE)
+        self._attempt = self._redis.register_script(_ATTEMPT)
+        self._webhook_queued = self._redis.register_script(_WEBHOOK_QUEUED)
         self._closed = False
 
     async def __aenter__(self) -> TaskStore:
@@ -364,6 +431,19 @@ class TaskStore:
     def key(self, task_id: str) -> str:
         return f"{self._settings.key_prefix}{names.TASK_KEY}{task_id}"
 
+    def events_key(self, task_id: str) -> str:
+        """The task's event log: a stream of its transitions and Service A attempts."""
+        return f"{self.key(task_id)}{names.EVENTS_SUFFIX}"
+
+    @property
+    def events_channel(self) -> str:
+        """Where every event is announced, as "{task id} {event type}" (``task_events``)."""
+        return f"{self._settings.key_prefix}{names.EVENTS_CHANNEL}"
+
+    @property
+    def _notice(self) -> list[Any]:
+        return [self.events_channel, self._settings.event_log_limit]
+
     @property
     def _device_prefix(self) -> str:
         return f"{self._settings.key_prefix}{names.EQUIPMENT_KEY}"
@@ -384,34 +464,39 @@ class TaskStore:
             raise StoreUnavailable(f"Redis ping failed: {error}") from error
 
     async def create(self, task_id: str, equipment_id: str, *, now: float | None = None,
-                     exclusive: bool = False, trace_id: str | None = None) -> float:
+                     exclusive: bool = False, trace_id: str | None = None,
+                     callback_url: str | None = None) -> float:
         """Write a new ``pending`` record and its entry in the device's history; returns its
         creation time. With ``exclusive`` (``reject`` mode), refuse with ``EquipmentBusy`` and
         write nothing while the device has an unfinished task, else record this one as it."""
         created = await self._write(task_id, equipment_id, mode="1" if exclusive else "0",
-                                    now=now, trace_id=trace_id)
+                                    now=now, trace_id=trace_id, callback_url=callback_url)
         return created.created_at
 
     async def create_in_turn(self, task_id: str, equipment_id: str, *, max_waiting: int,
-                             now: float | None = None, trace_id: str | None = None) -> Created:
+                             now: float | None = None, trace_id: str | None = None,
+                             callback_url: str | None = None) -> Created:
         """``create`` in serialize mode: a task created while the device has an unfinished
         task, or tasks waiting, is written ``parked`` and appended to the device's waiting list
         (``Admission.PARK``), else it takes the turn (``Admission.RUN``). With ``max_waiting``
         tasks waiting already, refuse with ``EquipmentQueueFull`` and write nothing."""
         return await self._write(task_id, equipment_id, mode="2", now=now, trace_id=trace_id,
-                                 max_waiting=max_waiting)
+                                 max_waiting=max_waiting, callback_url=callback_url)
 
     async def _write(self, task_id: str, equipment_id: str, *, mode: str, now: float | None,
-                     trace_id: str | None, max_waiting: int = 0) -> Created:
+                     trace_id: str | None, max_waiting: int = 0,
+                     callback_url: str | None = None) -> Created:
         created = time.time() if now is None else now
         try:
             outcome, other, depth = await self._create(
                 keys=[self.key(task_id), self.history_key(equipment_id),
-                      self.active_key(equipment_id), self.waiting_key(equipment_id)],
+                      self.active_key(equipment_id), self.waiting_key(equipment_id),
+                      self.events_key(task_id)],
                 args=[task_id, equipment_id, repr(created), self._settings.task_ttl_seconds,
                       self._history_limit, mode, trace_id or "",
                       f"{self._settings.key_prefix}{names.TASK_KEY}",
-                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting],
+                      TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting,
+                      *self._notice, callback_url or ""],
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
@@ -453,21 +538,52 @@ class TaskStore:
             raise StoreUnavailable(f"cannot unpark task: {error}") from error
 
     async def cancel(self, task_id: str, equipment_id: str, *, now: float | None = None
-                     ) -> tuple[CancelOutcome, TaskStatus | None]:
+                     ) -> Cancellation:
         """Cancel a task of ``equipment_id`` (AIP-151's CancelOperation, persistent in the
         record): a pending task becomes final ``cancelled``; a running one only records the
-        request; a final one is left as it is. Returns the outcome and the status before."""
+        request; a final one is left as it is."""
         try:
-            outcome, previous = await self._cancel(
-                keys=[self.key(task_id)],
+            outcome, previous, callback_url = await self._cancel(
+                keys=[self.key(task_id), self.events_key(task_id)],
                 args=[equipment_id, repr(time.time() if now is None else now),
                       self._settings.task_ttl_seconds, task_id, self._device_prefix,
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value,
-                      TaskStatus.CANCELLED.value],
+                      TaskStatus.CANCELLED.value, *self._notice],
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot cancel task: {error}") from error
-        return CancelOutcome(outcome), TaskStatus(previous) if previous else None
+        return Cancellation(CancelOutcome(outcome), TaskStatus(previous) if previous else None,
+                            callback_url or None)
+
+    async def record_attempt(self, task_id: str, attempt: int, outcome: str, *,
+                             now: float | None = None) -> None:
+        """Add one Service A attempt (its number and outcome) to the task's event log."""
+        try:
+            await self._attempt(
+                keys=[self.key(task_id), self.events_key(task_id)],
+                args=[task_id, *self._notice, self._settings.task_ttl_seconds,
+                      repr(time.time() if now is None else now), attempt, outcome],
+            )
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot record an attempt: {error}") from error
+
+    async def events(self, task_id: str, *, after: str | None = None
+                     ) -> list[tuple[str, dict[str, str]]]:
+        """The task's events after the event id ``after`` (all without it), oldest first, as
+        (stream id, fields); at most the event log's limit."""
+        try:
+            rows: list[tuple[str, dict[str, str]]] = await self._redis.xrange(  # type: ignore[assignment]
+                self.events_key(task_id), min="-" if after is None else f"({after}")
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot read events: {error}") from error
+        return [(event_id, fields) for event_id, fields in rows]
+
+    async def mark_webhook_queued(self, task_id: str) -> None:
+        """Record that the task's webhook is on the webhooks queue: no trigger queues it again."""
+        try:
+            await self._webhook_queued(keys=[self.key(task_id)], args=[])
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot mark a webhook queued: {error}") from error
 
     async def tombstone(self, task_id: str) -> Transition:
         """Fail a task that is still ``pending`` as ``not_queued``: its create answered 500 (or
@@ -477,7 +593,8 @@ class TaskStore:
 
     async def delete(self, task_id: str) -> None:
         try:
-            await self._delete(keys=[self.key(task_id)], args=[task_id, self._device_prefix])
+            await self._delete(keys=[self.key(task_id), self.events_key(task_id)],
+                               args=[task_id, self._device_prefix])
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot delete task: {error}") from error
 
@@ -552,16 +669,19 @@ class TaskStore:
             "" if attempts is None else attempts,
             task_id,
             self._device_prefix,
+            *self._notice,
             *_RANKS,
         ]
         try:
-            outcome, previous, created = await self._transition(keys=[self.key(task_id)], args=args)
+            outcome, previous, created, callback_url = await self._transition(
+                keys=[self.key(task_id), self.events_key(task_id)], args=args)
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot transition task: {error}") from error
         return Transition(
             TransitionOutcome(outcome),
             TaskStatus(previous) if previous else None,
             float(created) if created else None,
+            callback_url or None,
         )
 
 
@@ -580,6 +700,7 @@ def _record(task_id: str, fields: dict[str, str]) -> TaskRecord:
         cancel_requested_at=_time(fields, "cancel_requested_at"),
         attempts=int(attempts) if attempts else None,
         trace_id=fields.get("trace_id") or None,
+        callback_url=fields.get("callback_url") or None,
     )
 
 

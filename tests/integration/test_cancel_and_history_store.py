@@ -35,7 +35,7 @@ async def test_cancelling_a_pending_task_makes_it_cancelled_and_a_late_running_s
 ) -> None:
     task_id, equipment_id = new_id(), device()
     await store.create(task_id, equipment_id)
-    assert await store.cancel(task_id, equipment_id) == (CancelOutcome.CANCELLED, TaskStatus.PENDING)
+    assert await store.cancel(task_id, equipment_id) == (CancelOutcome.CANCELLED, TaskStatus.PENDING, None)
     late = await store.transition(task_id, TaskStatus.RUNNING)
     assert (late.outcome, late.previous) == (TransitionOutcome.STALE, TaskStatus.CANCELLED)
     record = await store.get(task_id)
@@ -52,7 +52,7 @@ async def test_cancelling_a_running_task_records_the_request_and_keeps_its_outco
     await store.create(task_id, equipment_id)
     await store.transition(task_id, TaskStatus.RUNNING)
     assert await store.cancel(task_id, equipment_id, now=1000.0) == (
-        CancelOutcome.REQUESTED, TaskStatus.RUNNING)
+        CancelOutcome.REQUESTED, TaskStatus.RUNNING, None)
     assert (await store.cancel(task_id, equipment_id, now=2000.0))[0] is CancelOutcome.REQUESTED
     done = await store.transition(task_id, TaskStatus.COMPLETED, attempts=2)
     assert done.outcome is TransitionOutcome.APPLIED
@@ -67,7 +67,7 @@ async def test_cancelling_a_final_task_changes_nothing(store: TaskStore) -> None
     await store.create(task_id, equipment_id)
     await store.transition(task_id, TaskStatus.FAILED, FailureReason.REJECTED_BY_SERVICE_A, attempts=1)
     before = await store.get(task_id)
-    assert await store.cancel(task_id, equipment_id) == (CancelOutcome.ALREADY_FINAL, TaskStatus.FAILED)
+    assert await store.cancel(task_id, equipment_id) == (CancelOutcome.ALREADY_FINAL, TaskStatus.FAILED, None)
     assert await store.get(task_id) == before
 
 

@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from provisioning.api.routes_v2 import decode_cursor, encode_cursor, parse_limit, timestamp
+from provisioning.api.routes_v2 import decode_cursor, encode_cursor, parse_limit
 from provisioning.errors import InvalidRequest
+from provisioning.task_view import timestamp
 
 
 @pytest.mark.parametrize("score", [0.0, 1764581299.123456, 1e-7, 1764581299.0])

@@ -222,7 +222,7 @@ async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str)
     annotate(**{"equipment.id": equipment_id, "task.id": task_id})
     ctx = request.app.ctx
     task_id = check_task_id(task_id)
-    outcome, _ = await ctx.store.cancel(task_id, equipment_id)
+    outcome, _, _ = await ctx.store.cancel(task_id, equipment_id)
     ctx.metrics.cancellations.labels(outcome=outcome.value).inc()
     if outcome is CancelOutcome.MISSING:
         raise TaskNotFound()

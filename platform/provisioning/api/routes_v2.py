@@ -17,13 +17,12 @@ import base64
 import binascii
 import math
 import re
-from datetime import UTC, datetime
-from typing import Any
 
 from sanic import Blueprint, HTTPResponse, json
 
 from ..errors import InvalidRequest, TaskNotFound
-from ..models import TaskRecord, check_equipment_id, check_task_id
+from ..models import check_equipment_id, check_task_id
+from ..task_view import task_detail
 from ..telemetry.tracing import annotate
 from .context import ServiceRequest
 
@@ -33,30 +32,6 @@ PAGE_DEFAULT = 20
 PAGE_MAX = 100
 CURSOR_MAX_CHARS = 128
 _DIGITS = re.compile(r"[0-9]{1,4}")
-
-
-def timestamp(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def task_detail(record: TaskRecord) -> dict[str, Any]:
-    """The v2 detail object of a task (camelCase; no credential exists to leak)."""
-    return {
-        "taskId": record.task_id,
-        "equipmentId": record.equipment_id,
-        "status": record.status.value,
-        "failureReason": record.failure.value if record.failure else None,
-        "createdAt": timestamp(record.created_at),
-        "runningAt": timestamp(record.running_at),
-        "finishedAt": timestamp(record.finished_at),
-        "cancelRequestedAt": timestamp(record.cancel_requested_at),
-        "cancelRequested": record.cancel_requested,
-        "attempts": record.attempts,
-        "traceId": record.trace_id,
-    }
 
 
 def encode_cursor(after: tuple[float, str]) -> str:

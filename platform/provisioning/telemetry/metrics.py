@@ -17,7 +17,8 @@ from ..instrumentation.prometheus import (
     start_at_zero,
 )
 
-__all__ = ["ApiMetrics", "BrokerMetrics", "TurnMetrics", "WorkerMetrics", "exemplar"]
+__all__ = ["ApiMetrics", "BrokerMetrics", "CompletionMetrics", "TurnMetrics", "WebhookMetrics",
+           "WorkerMetrics", "exemplar"]
 
 CALL_BUCKETS = (0.05, 0.1, 0.5, 1, 5, 10, 30, 45, 55, 60, 61, 62, 65, 70, 90, 120)
 TASK_BUCKETS = (0.5, 1, 5, 10, 30, 60, 61, 62, 65, 70, 90, 120, 180, 300, 600, 1800)
@@ -38,6 +39,14 @@ WORKER_OUTCOMES = ("completed", "failed", "already_final", "cancelled", "dead_le
 SERVICE_A_OUTCOMES = ("success", "not_found", "rejected", "error")
 CANCEL_OUTCOMES = ("cancelled", "requested", "final", "missing")
 IDEMPOTENCY_OUTCOMES = ("created", "replayed", "in_progress", "mismatch", "released")
+LONG_POLL_OUTCOMES = ("final", "timeout")
+WEBHOOK_OUTCOMES = ("delivered", "retried", "gone", "dead_lettered")
+WEBHOOK_ATTEMPT_RESULTS = ("2xx", "3xx", "410", "429", "4xx", "5xx", "timeout", "connection_error",
+                           "address_refused")
+WEBHOOK_DEAD_LETTER_REASONS = ("schedule_exhausted", "permanent_status", "redirect",
+                               "address_refused", "malformed")
+# From a task's final status to its receiver's 2xx: mostly the first attempt, then the retries.
+WEBHOOK_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 
 
 class BrokerMetrics:
@@ -84,6 +93,76 @@ class TurnMetrics:
             f"{prefix}_equipment_parked_lost",
             "Waiting tasks whose message never reached their parking queue (their create answered "
             "500): failed not_queued at their turn (serialize mode)", registry=registry,
+        )
+
+
+class CompletionMetrics:
+    """Service B's completion notices without polling: long-polls, event streams, and the one
+    Redis subscription per process that wakes them (``api.waiters``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.long_polls = Gauge(
+            "provisioning_api_long_poll_waiters",
+            "Status reads with ?wait= waiting for their task to end", registry=registry,
+        )
+        self.long_poll_answers = Counter(
+            "provisioning_api_long_poll_answers",
+            "Status reads with ?wait= answered, by outcome (final: the task ended; timeout: the "
+            "wait ran out and the answer is the current status)", ["outcome"], registry=registry,
+        )
+        start_at_zero(self.long_poll_answers, "outcome", LONG_POLL_OUTCOMES)
+        self.streams = Gauge(
+            "provisioning_api_event_streams", "Server-Sent Events streams open", registry=registry,
+        )
+        self.refused = Counter(
+            "provisioning_api_waiters_refused",
+            "Long-polls and event streams refused with 503: API_MAX_WAITERS were held",
+            registry=registry,
+        )
+        self.notices = Counter(
+            "provisioning_api_event_notices",
+            "Task event notices received by this process's subscription", registry=registry,
+        )
+        self.subscribed = Gauge(
+            "provisioning_api_event_subscription_up",
+            "1 while this process's Redis subscription to task events is up", registry=registry,
+        )
+        self.webhooks_queued = Counter(
+            "provisioning_api_webhooks_queued",
+            "Webhooks of final tasks put on the webhooks queue", registry=registry,
+        )
+
+
+class WebhookMetrics:
+    """The webhook deliveries of a worker pool process (``provisioning.webhooks``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "provisioning_webhook_deliveries",
+            "Webhook delivery attempts ended, by what followed (delivered: a 2xx; retried: "
+            "scheduled again; gone: the receiver answered 410; dead_lettered)", ["outcome"],
+            registry=registry,
+        )
+        start_at_zero(self.deliveries, "outcome", WEBHOOK_OUTCOMES)
+        self.attempts = Counter(
+            "provisioning_webhook_attempts",
+            "Webhook HTTP attempts, by result (status class, timeout, connection_error, "
+            "address_refused)", ["result"], registry=registry,
+        )
+        start_at_zero(self.attempts, "result", WEBHOOK_ATTEMPT_RESULTS)
+        self.latency = Histogram(
+            "provisioning_webhook_delivery_latency_seconds",
+            "Time from a task's final status to its receiver's 2xx",
+            buckets=WEBHOOK_LATENCY_BUCKETS, registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "provisioning_webhooks_dead_lettered",
+            "Webhooks given up and dead-lettered, by reason", ["reason"], registry=registry,
+        )
+        start_at_zero(self.dead_lettered, "reason", WEBHOOK_DEAD_LETTER_REASONS)
+        self.in_flight = Gauge(
+            "provisioning_webhook_deliveries_in_flight",
+            "Webhook deliveries this process holds", registry=registry,
         )
 
 
@@ -142,6 +221,7 @@ class ApiMetrics(ProcessMetrics):
             buckets=WAITING_DEPTH_BUCKETS, registry=self.registry,
         )
         self.turns = TurnMetrics(self.registry, "provisioning_api")
+        self.completion = CompletionMetrics(self.registry)
         start_at_zero(self.tasks_failed, "reason", FAILURE_REASONS)
         start_at_zero(self.results, "outcome", RESULT_OUTCOMES)
 
@@ -182,3 +262,4 @@ class WorkerMetrics(ProcessMetrics):
             registry=self.registry,
         )
         self.turns = TurnMetrics(self.registry, "provisioning_worker")
+        self.webhooks = WebhookMetrics(self.registry)

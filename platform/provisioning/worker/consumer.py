@@ -22,12 +22,14 @@ from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 
 from ..backoff import Backoff
 from ..collaborators import (
+    AttemptLog,
     DeviceLease,
     InboundDelivery,
     ResultPublisher,
     ServiceA,
     TaskTransitions,
     TurnHandOver,
+    WebhookQueue,
 )
 from ..errors import (
     BrokerUnavailable,
@@ -35,6 +37,7 @@ from ..errors import (
     ServiceACallError,
     ServiceAFinalError,
     ServiceATransientError,
+    StoreUnavailable,
 )
 from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
 from ..store import STORE_RETRY, TransitionOutcome, until_available
@@ -69,6 +72,8 @@ class TaskProcessor:
         publish_retry: Backoff = RESULT_PUBLISH_RETRY,
         lease: DeviceLease | None = None,
         turns: TurnHandOver | None = None,
+        attempt_log: AttemptLog | None = None,
+        webhooks: WebhookQueue | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -81,29 +86,42 @@ class TaskProcessor:
         self._publish_retry = publish_retry
         self._lease = lease
         self._turns = turns
+        self._attempt_log = attempt_log  # the task's event log, for its event stream
+        self._webhooks = webhooks  # a task met final: queue its webhook if still due
 
     async def __call__(self, delivery: InboundDelivery) -> None:
         with self._held():
             outcome = await self._handle(delivery)
         self._metrics.tasks.labels(outcome=outcome).inc()
 
-    async def _call_service_a(self, task: TaskMessage) -> ServiceACallError | None:
-        """One call; returns the error instead of raising it, and times the call."""
+    async def _call_service_a(self, task: TaskMessage) -> tuple[ServiceACallError | None, str]:
+        """One call; returns the error instead of raising it, and the outcome's label. Times it."""
         started = time.perf_counter()
         outcome = "error"
         try:
             await self._service_a.configure(task.equipment_id, task.request)
             outcome = "success"
-            return None
+            return None, outcome
         except ServiceAFinalError as error:
             outcome = "not_found" if error.equipment_unknown else "rejected"
-            return error
+            return error, outcome
         except ServiceATransientError as error:
-            return error
+            return error, outcome
         finally:
             self._metrics.service_a_duration.labels(outcome=outcome).observe(
                 time.perf_counter() - started, exemplar=exemplar()
             )
+
+    async def _log_attempt(self, task: TaskMessage, attempt: int, outcome: str) -> None:
+        """Best effort: an attempt event lost while Redis is away is logged, never waited for
+        (the final status and its event are written together, and never lost)."""
+        if self._attempt_log is None:
+            return
+        try:
+            await self._attempt_log.record_attempt(task.task_id, attempt, outcome)
+        except StoreUnavailable as error:
+            log.warning("attempt %d not recorded in the event log: %s", attempt, error,
+                        extra={"task_id": task.task_id})
 
     def _device(self, task: TaskMessage) -> AbstractAsyncContextManager[float]:
         """The device to this attempt alone (reject mode), or nothing to wait for."""
@@ -148,6 +166,10 @@ class TaskProcessor:
             log.error("dead-lettering a task that has no record", extra=fields)
             await delivery.dead_letter("unknown_task")
             return "dead_lettered"
+        if transition.callback_url is not None and self._webhooks is not None:
+            # Final already, its webhook not queued yet (its first trigger was cut short).
+            if not await self._webhooks.queue_held(delivery, task.task_id, transition.callback_url):
+                return "handed_back"
         if transition.previous is TaskStatus.CANCELLED:
             log.info("task was cancelled before it ran; not calling Service A", extra=fields)
             if not await self._hand_over(delivery, task):
@@ -210,7 +232,8 @@ class TaskProcessor:
                 self._metrics.service_a_retries.inc()
             async with self._device(task) as waited:
                 self._count_wait(waited, fields)
-                error = await self._call_service_a(task)
+                error, outcome = await self._call_service_a(task)
+            await self._log_attempt(task, attempt, outcome)
             if error is None:
                 break
             if isinstance(error, ServiceAFinalError):
