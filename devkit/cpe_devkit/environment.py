@@ -38,6 +38,7 @@ def isolated_environment(tag: str, *, prefix: str | None = None) -> dict[str, st
         "AMQP_URL": MACHINE_AMQP_URL,
         "TASKS_QUEUE": f"{unique}.tasks",
         "RESULTS_QUEUE": f"{unique}.results",
+        "WEBHOOKS_QUEUE": f"{unique}.webhooks",
         "RECONNECT_INITIAL_SECONDS": "0.1",
         "RECONNECT_MAX_SECONDS": "1",
     }

@@ -91,20 +91,27 @@ def scope_digest(caller: str, equipment_id: str, key: str) -> str:
     return hashlib.sha256(scope.encode()).hexdigest()
 
 
-def canonical_request(request: ProvisioningRequest, *, with_credentials: bool) -> bytes:
-    """The request as canonical JSON (sorted keys, no whitespace), credentials only if told."""
+def canonical_request(request: ProvisioningRequest, *, with_credentials: bool,
+                      callback_url: str | None = None) -> bytes:
+    """The request as canonical JSON (sorted keys, no whitespace), credentials only if told;
+    a create's ``callbackUrl`` is part of it (a request without one hashes as before)."""
     wire = request.to_wire()
+    if callback_url is not None:
+        wire["callbackUrl"] = callback_url
     if not with_credentials:
         wire["parameters"] = {name: value for name, value in wire["parameters"].items()
                               if name not in CREDENTIALS}
     return json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def fingerprint(request: ProvisioningRequest, secret: bytes | None) -> str:
+def fingerprint(request: ProvisioningRequest, secret: bytes | None, *,
+                callback_url: str | None = None) -> str:
     """HMAC-SHA256 of the whole request keyed by ``secret``; without a secret, SHA-256 of the
     request without its credentials."""
     if secret is not None:
         return "hmac-sha256:" + hmac.new(
-            secret, canonical_request(request, with_credentials=True), hashlib.sha256
+            secret, canonical_request(request, with_credentials=True, callback_url=callback_url),
+            hashlib.sha256,
         ).hexdigest()
-    return "sha256:" + hashlib.sha256(canonical_request(request, with_credentials=False)).hexdigest()
+    return "sha256:" + hashlib.sha256(
+        canonical_request(request, with_credentials=False, callback_url=callback_url)).hexdigest()

@@ -22,6 +22,7 @@ from .guards import require_bearer_token
 from .results import ResultRecorder
 from .routes import equipment, meta
 from .routes_v2 import tasks_v2
+from .waiters import Waiters
 
 DRAIN_SECONDS = 10.0
 STARTUP_CONNECT_SECONDS = 5.0
@@ -51,13 +52,18 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
         metrics.serve(settings.metrics.host, settings.metrics.port(sanic_process_index()))
         store = TaskStore(settings.redis, history_limit=settings.history_limit)
         broker = Broker(settings.broker, name=f"service-b-{os.getpid()}", metrics=metrics.broker)
-        app.ctx.attach(store, broker)
+        waiters = Waiters(settings.redis, store.events_channel,
+                          limit=settings.completion.max_waiters, metrics=metrics.completion,
+                          client_name=f"service-b-{os.getpid()}-task-events")
+        app.ctx.attach(store, broker, waiters)
         serialize = settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE
         broker.add_consumer(
             settings.broker.results_queue,
-            ResultRecorder(store, metrics, app.ctx.serializer if serialize else None),
+            ResultRecorder(store, metrics, app.ctx.serializer if serialize else None,
+                           webhooks=app.ctx.outbox),
             prefetch=settings.results_prefetch,
         )
+        waiters.start()
         await broker.start()
         # Serve once connected, or after a short wait: with RabbitMQ down, creates answer 500.
         with contextlib.suppress(BrokerUnavailable):
@@ -71,7 +77,9 @@ def create_app(settings: ApiSettings | None = None) -> ServiceApp:
 
     @app.after_server_stop
     async def close_resources(app: ServiceApp) -> None:
-        store, broker = app.ctx.detach()
+        store, broker, waiters = app.ctx.detach()
+        if waiters is not None:
+            await waiters.close()
         if broker is not None:
             await broker.close()
         if store is not None:

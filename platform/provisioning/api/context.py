@@ -16,7 +16,10 @@ from ..serialization import Serializer
 from ..settings import ApiSettings
 from ..store import TaskStore
 from ..telemetry.metrics import ApiMetrics
+from ..webhooks.callback_url import CallbackPolicy
+from ..webhooks.outbox import WebhookOutbox
 from .guards import InFlight
+from .waiters import Waiters
 
 MIN_CLAIM_SECONDS = 30
 
@@ -35,14 +38,17 @@ class ServiceContext:
         self.settings = settings
         self.metrics = ApiMetrics()
         self.in_flight = InFlight(settings.max_in_flight)
+        self.callback_policy = CallbackPolicy(settings.webhooks)
         self.tracer_provider: TracerProvider | None = None
         self._store: TaskStore | None = None
         self._broker: Broker | None = None
         self._idempotency: IdempotencyStore | None = None
         self._serializer: Serializer | None = None
+        self._waiters: Waiters | None = None
+        self._outbox: WebhookOutbox | None = None
 
-    def attach(self, store: TaskStore, broker: Broker) -> None:
-        self._store, self._broker = store, broker
+    def attach(self, store: TaskStore, broker: Broker, waiters: Waiters) -> None:
+        self._store, self._broker, self._waiters = store, broker, waiters
         # Shares the task store's Redis pool, and so its lifetime: closing the store closes it.
         self._idempotency = IdempotencyStore(
             store.redis,
@@ -51,12 +57,16 @@ class ServiceContext:
             claim_seconds=claim_seconds(self.settings),
         )
         self._serializer = Serializer.over(store, broker, self.settings.broker, self.metrics.turns)
+        self._outbox = WebhookOutbox(store, broker, self.settings.broker.webhooks_queue,
+                                     on_queued=self.metrics.completion.webhooks_queued.inc)
 
-    def detach(self) -> tuple[TaskStore | None, Broker | None]:
-        store, broker, self._store, self._broker = self._store, self._broker, None, None
+    def detach(self) -> tuple[TaskStore | None, Broker | None, Waiters | None]:
+        store, broker, waiters = self._store, self._broker, self._waiters
+        self._store = self._broker = self._waiters = None
         self._idempotency = None
         self._serializer = None
-        return store, broker
+        self._outbox = None
+        return store, broker, waiters
 
     @property
     def store(self) -> TaskStore:
@@ -75,6 +85,18 @@ class ServiceContext:
         if self._serializer is None:
             raise RuntimeError("the serializer is used outside the server's lifetime")
         return self._serializer
+
+    @property
+    def waiters(self) -> Waiters:
+        if self._waiters is None:
+            raise RuntimeError("the waiters are used outside the server's lifetime")
+        return self._waiters
+
+    @property
+    def outbox(self) -> WebhookOutbox:
+        if self._outbox is None:
+            raise RuntimeError("the webhook outbox is used outside the server's lifetime")
+        return self._outbox
 
     @property
     def broker(self) -> Broker:

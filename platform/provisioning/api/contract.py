@@ -14,7 +14,7 @@ from ..errors import (
     RequestRejected,
     ServiceOverloaded,
 )
-from ..models import FailureReason, TaskStatus
+from ..models import FailureReason, TaskRecord, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,19 @@ def task_cancelled() -> HTTPResponse:
 
 def cancel_accepted() -> HTTPResponse:
     return answer(202, message=CANCEL_ACCEPTED)
+
+
+def task_status(record: TaskRecord) -> HTTPResponse:
+    """The classic GET's answer for a task: raises the domain error a failed task maps to."""
+    if record.status is TaskStatus.COMPLETED:
+        return task_completed()
+    if record.status is TaskStatus.FAILED:
+        if record.failure is FailureReason.EQUIPMENT_NOT_FOUND:
+            raise EquipmentNotFound()
+        raise ProvisioningFailed(record.failure)
+    if record.status is TaskStatus.CANCELLED:
+        return task_cancelled()
+    return task_running()
 
 
 def final_state(status: TaskStatus, failure: FailureReason | None) -> HTTPResponse:

@@ -43,9 +43,10 @@ class IdempotentCreate:
 
     @classmethod
     def of(cls, ctx: ServiceContext, *, key: str, caller: str | None, equipment_id: str,
-           provisioning: ProvisioningRequest) -> IdempotentCreate:
+           provisioning: ProvisioningRequest, callback_url: str | None = None) -> IdempotentCreate:
         return cls(scope_digest(caller or NO_CALLER, equipment_id, key),
-                   fingerprint(provisioning, ctx.settings.idempotency.fingerprint_secret))
+                   fingerprint(provisioning, ctx.settings.idempotency.fingerprint_secret,
+                               callback_url=callback_url))
 
 
 async def create_once(ctx: ServiceContext, create: IdempotentCreate, task_id: str,

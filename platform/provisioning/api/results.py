@@ -1,6 +1,7 @@
 """The results consumer: moves each task to its final status, holding the message until stored.
 
-In serialize mode the device's turn is handed over (``serialization``) before the ack.
+A final task with a callbackUrl gets its webhook queued (``webhooks.outbox``), and in serialize
+mode the device's turn is handed over (``serialization``), both before the ack.
 A result that cannot be stored because Redis is down is neither acked nor requeued (requeues
 count against the queue's delivery limit): the consumer keeps it and retries the write with
 backoff until Redis answers or the process stops, when the broker hands it to another consumer.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..collaborators import InboundDelivery, ResultTransitions, TurnHandOver
+from ..collaborators import InboundDelivery, ResultTransitions, TurnHandOver, WebhookQueue
 from ..errors import InvalidMessage
 from ..models import ResultMessage, TaskStatus
 from ..store import Transition, TransitionOutcome, until_available
@@ -25,10 +26,12 @@ class ResultRecorder:
     """The handler of the results queue: a message's fate is decided here and only here."""
 
     def __init__(self, store: ResultTransitions, metrics: ApiMetrics,
-                 serializer: TurnHandOver | None = None) -> None:
+                 serializer: TurnHandOver | None = None, *,
+                 webhooks: WebhookQueue | None = None) -> None:
         self._store = store
         self._metrics = metrics
         self._serializer = serializer  # serialize mode: the device's turn goes on
+        self._webhooks = webhooks  # a final task with a callbackUrl: its webhook is queued
 
     async def __call__(self, delivery: InboundDelivery) -> None:
         try:
@@ -58,7 +61,11 @@ class ResultRecorder:
         else:
             log.info("task finished", extra=fields)
             self._count_finished(result, transition)
-        # Also after a duplicate: the first one's hand-over may have been cut short.
+        # Also after a duplicate: the first one's webhook or hand-over may have been cut short.
+        if (transition.callback_url is not None and self._webhooks is not None
+                and not await self._webhooks.queue_held(delivery, result.task_id,
+                                                        transition.callback_url)):
+            return
         if self._serializer is not None and not await self._serializer.hand_over_held(
                 delivery, result.equipment_id):
             return

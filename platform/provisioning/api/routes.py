@@ -13,8 +13,6 @@ from ..errors import (
     BrokerNotConnected,
     BrokerUnavailable,
     EquipmentBusy,
-    EquipmentNotFound,
-    ProvisioningFailed,
     StoreUnavailable,
     TaskNotFound,
 )
@@ -22,10 +20,8 @@ from ..idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from ..idempotency_key import parse_idempotency_key
 from ..messaging.topology import parking_queue
 from ..models import (
-    FailureReason,
     ProvisioningRequest,
     TaskMessage,
-    TaskStatus,
     check_equipment_id,
     check_task_id,
     parse_json_body,
@@ -34,9 +30,11 @@ from ..models import (
 from ..settings import EquipmentConcurrency
 from ..store import Admission, CancelOutcome, Created, TransitionOutcome
 from ..telemetry.tracing import annotate, current_trace_id
+from ..webhooks.callback_url import parse_callback_url
 from . import contract
 from .context import ServiceContext, ServiceRequest
 from .idempotent import IdempotentCreate, create_once
+from .long_poll import long_poll, parse_wait
 from .openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -63,17 +61,19 @@ async def _create_task(request: ServiceRequest, equipment_id: str) -> HTTPRespon
     check_equipment_id(equipment_id)
     annotate(**{"equipment.id": equipment_id})
     key = parse_idempotency_key(request.headers.getall(IDEMPOTENCY_HEADER, []))
-    provisioning = parse_provisioning_request(parse_json_body(request.body))
+    body = parse_json_body(request.body)
+    provisioning = parse_provisioning_request(body)
     ctx = request.app.ctx
+    callback_url = parse_callback_url(body, ctx.callback_policy)
     task_id = str(uuid.uuid4())
     if key is None:
-        await _enqueue(ctx, task_id, equipment_id, provisioning)
+        await _enqueue(ctx, task_id, equipment_id, provisioning, callback_url)
         return contract.task_created(task_id)
     # Validated before the claim: a refused request stores nothing.
     create = IdempotentCreate.of(ctx, key=key, caller=_caller(request), equipment_id=equipment_id,
-                                 provisioning=provisioning)
+                                 provisioning=provisioning, callback_url=callback_url)
     return await create_once(ctx, create, task_id,
-                             lambda: _enqueue(ctx, task_id, equipment_id, provisioning))
+                             lambda: _enqueue(ctx, task_id, equipment_id, provisioning, callback_url))
 
 
 def _caller(request: ServiceRequest) -> str | None:
@@ -84,7 +84,8 @@ def _caller(request: ServiceRequest) -> str | None:
 
 
 async def _enqueue(
-    ctx: ServiceContext, task_id: str, equipment_id: str, provisioning: ProvisioningRequest
+    ctx: ServiceContext, task_id: str, equipment_id: str, provisioning: ProvisioningRequest,
+    callback_url: str | None = None,
 ) -> None:
     """Write ``pending`` first, then publish.
 
@@ -100,11 +101,12 @@ async def _enqueue(
         if mode is EquipmentConcurrency.SERIALIZE:
             created = await ctx.store.create_in_turn(task_id, equipment_id,
                                                      max_waiting=ctx.settings.max_waiting,
-                                                     trace_id=current_trace_id())
+                                                     trace_id=current_trace_id(),
+                                                     callback_url=callback_url)
         else:
             created = Created(await ctx.store.create(
                 task_id, equipment_id, exclusive=mode is EquipmentConcurrency.REJECT,
-                trace_id=current_trace_id()))
+                trace_id=current_trace_id(), callback_url=callback_url))
     except EquipmentBusy:  # and EquipmentQueueFull
         ctx.metrics.equipment_busy.inc()
         raise
@@ -183,7 +185,15 @@ async def _forget(task_id: str, operation: Awaitable[object]) -> None:
 
 @equipment.get("/<equipment_id:str>/task/<task_id:str>")
 async def task_status(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
-    with request.app.ctx.in_flight.admit():
+    """The classic status read; with ``?wait=`` a long-poll (``long_poll``), which counts
+    against ``API_MAX_WAITERS`` instead of the in-flight limit."""
+    ctx = request.app.ctx
+    wait = parse_wait(request, ctx.settings.completion.max_wait_seconds)
+    if wait is not None:
+        check_equipment_id(equipment_id)
+        annotate(**{"equipment.id": equipment_id, "task.id": task_id, "status.wait": str(wait)})
+        return await long_poll(ctx, equipment_id, check_task_id(task_id), wait)
+    with ctx.in_flight.admit():
         return await _task_status(request, equipment_id, task_id)
 
 
@@ -193,15 +203,7 @@ async def _task_status(request: ServiceRequest, equipment_id: str, task_id: str)
     record = await request.app.ctx.store.get(check_task_id(task_id))
     if record is None or record.equipment_id != equipment_id:
         raise TaskNotFound()
-    if record.status is TaskStatus.COMPLETED:
-        return contract.task_completed()
-    if record.status is TaskStatus.FAILED:
-        if record.failure is FailureReason.EQUIPMENT_NOT_FOUND:
-            raise EquipmentNotFound()
-        raise ProvisioningFailed(record.failure)
-    if record.status is TaskStatus.CANCELLED:
-        return contract.task_cancelled()
-    return contract.task_running()
+    return contract.task_status(record)
 
 
 @equipment.delete("/<equipment_id:str>/task/<task_id:str>")
@@ -222,10 +224,14 @@ async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str)
     annotate(**{"equipment.id": equipment_id, "task.id": task_id})
     ctx = request.app.ctx
     task_id = check_task_id(task_id)
-    outcome, _, _ = await ctx.store.cancel(task_id, equipment_id)
+    outcome, _, callback_url = await ctx.store.cancel(task_id, equipment_id)
     ctx.metrics.cancellations.labels(outcome=outcome.value).inc()
     if outcome is CancelOutcome.MISSING:
         raise TaskNotFound()
+    if callback_url is not None:
+        # Cancelled now, or final with its webhook not queued yet: queue it before answering.
+        # If that fails the answer is 500, and a retried DELETE queues it (the cancel stays).
+        await ctx.outbox.queue(task_id, callback_url)
     if outcome is not CancelOutcome.ALREADY_FINAL:
         log.info("task cancellation %s", outcome.value,
                  extra={"task_id": task_id, "equipment_id": equipment_id})

@@ -2,6 +2,7 @@
 classic v1 contract is unchanged). Same guards as v1: bearer tokens, the in-flight limit.
 
     GET /api/v2/tasks/{task}                 the task's detail (404 as the classic GET)
+    GET /api/v2/tasks/{task}/events          its events as Server-Sent Events (``event_stream``)
     GET /api/v2/equipment/{id}/tasks         newest first, ``?limit=`` 1..100 (20), ``?cursor=``
 
 Timestamps are ISO-8601 UTC strings with milliseconds (``2026-12-01T09:28:19.123Z``). The
@@ -25,6 +26,7 @@ from ..models import check_equipment_id, check_task_id
 from ..task_view import task_detail
 from ..telemetry.tracing import annotate
 from .context import ServiceRequest
+from .event_stream import stream_events
 
 tasks_v2 = Blueprint("tasks_v2", url_prefix="/api/v2")
 
@@ -79,6 +81,13 @@ async def task_detail_route(request: ServiceRequest, task_id: str) -> HTTPRespon
         if record is None:
             raise TaskNotFound()
         return json(task_detail(record))
+
+
+@tasks_v2.get("/tasks/<task_id:str>/events")
+async def task_events_route(request: ServiceRequest, task_id: str) -> HTTPResponse | None:
+    """The task's events as Server-Sent Events (``event_stream``)."""
+    annotate(**{"task.id": task_id})
+    return await stream_events(request, check_task_id(task_id))
 
 
 @tasks_v2.get("/equipment/<equipment_id:str>/tasks")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import InvalidRequest
 from ..settings import WebhookSettings
 
+CALLBACK_FIELD = "callbackUrl"
 MAX_URL_LENGTH = 2048
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -81,11 +82,20 @@ class CallbackPolicy:
             address = address.ipv4_mapped
         if address.is_link_local:
             return "link-local"
-        if address.is_multicast or address.is_unspecified or address.is_reserved:
+        # ::1 lies in IPv6's reserved ::/8: loopback is judged as private, not as reserved.
+        if address.is_multicast or address.is_unspecified or (
+                address.is_reserved and not address.is_loopback):
             return "reserved"
         if not address.is_global and not self._settings.allow_private:
             return "private"
         return None
+
+
+def parse_callback_url(body: object, policy: CallbackPolicy) -> str | None:
+    """A create body's ``callbackUrl``, checked; None when absent or null."""
+    if not isinstance(body, dict) or body.get(CALLBACK_FIELD) is None:
+        return None
+    return policy.check(body[CALLBACK_FIELD])
 
 
 def _address(host: str) -> IpAddress | None:
