@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from provisioning import names
 from provisioning.environment import Environment
-from provisioning.messaging import all_queues
+from provisioning.messaging import all_queues, webhook_queues
 from provisioning.settings import BrokerSettings, RedisSettings
 
 from .environment import MACHINE_AMQP_URL, MACHINE_REDIS_URL
@@ -39,7 +39,8 @@ async def delete_run_data(environment: Mapping[str, str], queues: Sequence[str] 
     redis_settings = RedisSettings.from_env(env)
     broker_settings = BrokerSettings.from_env(env)
     if queues is None:
-        queues = all_queues(broker_settings.tasks_queue, broker_settings.results_queue)
+        queues = [*all_queues(broker_settings.tasks_queue, broker_settings.results_queue),
+                  *webhook_queues(broker_settings)]
     refuse_defaults(redis_settings.key_prefix, queues)
     await delete_keys(redis_settings.url, redis_settings.key_prefix)
     await delete_queues(broker_settings.url, queues)
@@ -48,8 +49,11 @@ async def delete_run_data(environment: Mapping[str, str], queues: Sequence[str] 
 def refuse_defaults(key_prefix: str, queues: Sequence[str]) -> None:
     if key_prefix in ("", names.DEFAULT_KEY_PREFIX):
         raise NotAThrowawayRun(f"refusing to delete keys under the prefix {key_prefix!r}")
-    defaults = set(all_queues(names.DEFAULT_TASKS_QUEUE, names.DEFAULT_RESULTS_QUEUE))
-    if kept := defaults.intersection(queues):
+    defaults = {*all_queues(names.DEFAULT_TASKS_QUEUE, names.DEFAULT_RESULTS_QUEUE),
+                *webhook_queues(BrokerSettings.from_env(Environment({})))}
+    # Any schedule's delay queues of the default webhooks queue, not only the default schedule's.
+    delays = f"{names.DEFAULT_WEBHOOKS_QUEUE}{names.DELAY_SUFFIX}"
+    if kept := defaults.intersection(queues) | {queue for queue in queues if queue.startswith(delays)}:
         raise NotAThrowawayRun(f"refusing to delete the platform's own queues {sorted(kept)}")
 
 

@@ -15,7 +15,9 @@ from .topology import (
     dead_letter_arguments,
     dead_letter_queue,
     declare_topology,
+    delay_queue,
     queue_arguments,
+    webhook_queues,
 )
 
 __all__ = [
@@ -26,5 +28,7 @@ __all__ = [
     "dead_letter_arguments",
     "dead_letter_queue",
     "declare_topology",
+    "delay_queue",
     "queue_arguments",
+    "webhook_queues",
 ]

@@ -163,13 +163,15 @@ class Broker:
     # -- publishing -----------------------------------------------------------------------
 
     async def publish(self, queue: str, body: bytes, *, message_id: str,
-                      headers: Mapping[str, Any] | None = None) -> None:
+                      headers: Mapping[str, Any] | None = None,
+                      expiration_ms: int | None = None) -> None:
         """Publish a persistent message and return once the broker confirmed it (see
         ``ConfirmingPublisher``); fails at once with ``BrokerNotConnected`` while disconnected."""
         publisher = self._publisher
         if publisher is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
-        await publisher.publish(queue, body, message_id=message_id, headers=headers)
+        await publisher.publish(queue, body, message_id=message_id, headers=headers,
+                                expiration_ms=expiration_ms)
 
     async def declare_parking(self, queue: str, ttl_seconds: int) -> None:
         """Declare a parking queue (serialize mode, ``topology.parking_queue``); safe to repeat."""

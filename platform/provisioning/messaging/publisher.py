@@ -39,15 +39,18 @@ class ConfirmingPublisher:
         *,
         message_id: str,
         headers: Mapping[str, Any] | None = None,
+        expiration_ms: int | None = None,
     ) -> None:
         """Publish to ``queue`` through the default exchange; raises ``BrokerUnavailable``
-        unless the broker confirmed the message within the timeout."""
+        unless the broker confirmed the message within the timeout. ``expiration_ms``: the
+        message's own TTL (a webhook retry's pause in its delay queue)."""
         with publish_span(queue, message_id, len(body)) as trace_headers:
             properties = spec.Basic.Properties(
                 delivery_mode=PERSISTENT,
                 content_type=names.CONTENT_TYPE_JSON,
                 message_id=message_id,
                 headers={**trace_headers, **(headers or {})},
+                expiration=None if expiration_ms is None else str(expiration_ms),
             )
             started = time.perf_counter()
             try:

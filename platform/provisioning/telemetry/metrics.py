@@ -44,7 +44,7 @@ WEBHOOK_OUTCOMES = ("delivered", "retried", "gone", "dead_lettered")
 WEBHOOK_ATTEMPT_RESULTS = ("2xx", "3xx", "410", "429", "4xx", "5xx", "timeout", "connection_error",
                            "address_refused")
 WEBHOOK_DEAD_LETTER_REASONS = ("schedule_exhausted", "permanent_status", "redirect",
-                               "address_refused", "malformed")
+                               "address_refused", "not_allowed", "malformed")
 # From a task's final status to its receiver's 2xx: mostly the first attempt, then the retries.
 WEBHOOK_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 

@@ -1,4 +1,9 @@
-"""One worker process: its store, Service A client and broker, from start to graceful stop."""
+"""One worker process: its store, Service A client and broker, from start to graceful stop.
+
+With webhooks on (``WEBHOOK_ALLOWED_HOSTS``), the process also delivers them: a second consumer,
+on the webhooks queue, with its own channel, prefetch and HTTPS session
+(``provisioning.webhooks.delivery`` says why the pool delivers), drained with the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from contextlib import AsyncExitStack
 
 import uvloop
 
@@ -18,6 +24,11 @@ from ..settings import EquipmentConcurrency, WorkerSettings
 from ..store import TaskStore
 from ..telemetry.metrics import WorkerMetrics
 from ..telemetry.tracing import setup_tracing, shutdown_tracing
+from ..webhooks.callback_url import CallbackPolicy
+from ..webhooks.client import WebhookClient
+from ..webhooks.delivery import WebhookDeliverer
+from ..webhooks.outbox import WebhookOutbox
+from ..webhooks.retries import RetrySchedule
 from .consumer import TaskProcessor
 from .service_a import ServiceAClient
 
@@ -30,6 +41,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
     async with (
         TaskStore(settings.redis) as store,
         ServiceAClient(settings, traced=traced) as service_a,
+        AsyncExitStack() as optional,
     ):
         broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
         # Over the store's client and pool, so closed with the store.
@@ -49,9 +61,26 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
                 metrics=metrics,
                 lease=lease,
                 turns=turns,
+                attempt_log=store,
+                webhooks=WebhookOutbox(store, broker, settings.broker.webhooks_queue),
             ),
             prefetch=settings.prefetch,
         )
+        if settings.webhooks.enabled:
+            webhook_client = await optional.enter_async_context(
+                WebhookClient(settings.webhooks, traced=traced))
+            broker.add_consumer(
+                settings.broker.webhooks_queue,
+                WebhookDeliverer(
+                    sender=webhook_client,
+                    broker=broker,
+                    policy=CallbackPolicy(settings.webhooks),
+                    webhooks_queue=settings.broker.webhooks_queue,
+                    schedule=RetrySchedule(settings.broker.webhook_retry_delays),
+                    metrics=metrics.webhooks,
+                ),
+                prefetch=settings.webhooks.prefetch,
+            )
         async with broker:
             log.info("worker consuming %s", settings.broker.tasks_queue,
                      extra={"prefetch": settings.prefetch,
