@@ -17,6 +17,13 @@ Phases (``--phases``, default all):
            (finished_at - created_at - delay, from the task store's records) p50/p99/max
     rate   R tasks/s for ``--rate-seconds`` (open loop), for each R in ``--rates``: nothing
            lost, create p99 < 100 ms and overhead p99 < 1 s is a pass
+    notice N tasks held (``--notice-held``, stub delay ``--notice-delay``), each followed to its
+           end by its client in each way of ``--notice-modes``: polling every second,
+           long-poll, Server-Sent Events, webhooks (a platform per mode and N): Service B CPU
+           per task, completion-notice latency (received - the record's finished_at)
+           p50/p99/max, Service B memory per waiting client, tasks lost; issue 10's targets
+           (long-poll CPU <= half of polling's, p99 < 100 ms long-poll/SSE, < 500 ms webhooks,
+           0 lost) printed as pass/fail
 Resources, measured during held and rate: CPU seconds and peak RSS of every process of the
 platform (and of Redis, RabbitMQ and the clients) per 1,000 tasks, and memory per in-flight
 task of the worker pool and the stub.
@@ -31,11 +38,15 @@ One job per module:
     launch     the platform of one run, through the development kit
     machine    the machine's facts, the services' versions, the open-files limit
     jobs       what one client process is asked to do, and what it answers (plain data)
-    clients    the client processes: closed loop, submission, open loop
+    clients    the client processes: closed loop, submission, open loop, submission with waiters
+    waiters    one waiting client: polling, long-poll, an event stream (and its parser)
+    progress   the client processes' counts, written now and then, summed into progress lines
     outcomes   following the submitted tasks through the task store until they are final
     sampling   CPU, RSS and open files of process trees, from /proc
     profiling  py-spy profiles of the platform's processes, and their summaries
     figures    percentiles, rates, CPU per request and per task, memory per task (pure)
-    phases     api, held and rate: the runs and their rows
+    phases     api, held, rate and notice: the runs and their rows
+    notice     one notice run: its platform, clients and webhook receiver, and its row
+    notice_figures  the notice phase's figures and the issue's targets (pure)
     report     the Markdown tables, the RESULTS.md block and the ``BENCH_JSON`` line (pure)
 """

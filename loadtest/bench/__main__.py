@@ -28,7 +28,9 @@ def settings(options: BenchOptions, open_files: tuple[int, int]) -> dict[str, An
         "WORKER_PROCESSES": options.worker_processes, "WORKER_PREFETCH": worker_prefetch(options),
         "submit_concurrency": options.submit_concurrency, "api_concurrency": list(options.api_concurrency),
         "api_seconds": options.api_seconds, "rate_seconds": options.rate_seconds,
-        "settle_seconds": options.settle, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "settle_seconds": options.settle,
+        "notice_poll_interval": options.notice_poll_interval, "notice_wait": options.notice_wait,
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "OTEL_SDK_DISABLED": os.environ.get("OTEL_SDK_DISABLED", "false"),
         "open_files": f"{open_files[0]}/{open_files[1]}", **options.platform_overrides,
     }

@@ -10,24 +10,37 @@ import multiprocessing
 import random
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from cpe_devkit.client import create_path, request_body, status_path
 
+from . import waiters
 from .jobs import ClientJob, ClientResult, JobKind
+from .progress import write_progress
 
 BODY = json.dumps(request_body("bench-secret")).encode()
 HEADERS = {"Content-Type": "application/json"}
 OPEN_LOOP_DRAIN_SECONDS = 120
+PROGRESS_EVERY_SECONDS = 5.0
+# Waiters' connections: a long-poll answers within its ?wait=, a stream sends a keep-alive
+# comment every SSE_KEEPALIVE_SECONDS (15 s); a read silent for longer is a dead connection.
+WAITER_READ_TIMEOUT_SECONDS = 90
 
 
-def run_clients(jobs: Sequence[ClientJob]) -> list[ClientResult]:
-    """Run each job in a process of its own (spawned: no state inherited) and wait for all."""
+def run_clients(jobs: Sequence[ClientJob], progress: Callable[[], None] | None = None,
+                every: float = 10.0) -> list[ClientResult]:
+    """Run each job in a process of its own (spawned: no state inherited) and wait for all,
+    calling ``progress`` every ``every`` seconds meanwhile."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(len(jobs)) as pool:
-        return pool.map(run_client, jobs)
+        pending = pool.map_async(run_client, jobs)
+        while not pending.ready():
+            pending.wait(every)
+            if progress is not None and not pending.ready():
+                progress()
+        return pending.get()
 
 
 def run_client(job: ClientJob) -> ClientResult:
@@ -59,27 +72,40 @@ async def _client(job: ClientJob) -> ClientResult:
             await _closed_loop(session, job, result)
         elif job.kind is JobKind.SUBMIT:
             await _submit(session, job, result)
+        elif job.waits:
+            await _submit_and_wait(session, job, result)
         else:
             await _open_loop(session, job, result)
         result.cpu_seconds = time.process_time() - started_cpu
     return result
 
 
-async def _create(session: aiohttp.ClientSession, job: ClientJob, index: int, result: ClientResult) -> None:
+def _body(job: ClientJob) -> bytes:
+    if not job.callback_url:
+        return BODY
+    return json.dumps({**request_body("bench-secret"), "callbackUrl": job.callback_url}).encode()
+
+
+async def _create(session: aiohttp.ClientSession, job: ClientJob, index: int, result: ClientResult,
+                  body: bytes = BODY) -> tuple[str, str] | None:
+    """POST one task; (equipment id, task id) when it was created."""
     equipment_id = f"BENCH{job.tag}X{index:09d}"
     started = time.perf_counter()
     try:
-        async with session.post(f"{job.base_url}{create_path(equipment_id)}", data=BODY,
+        async with session.post(f"{job.base_url}{create_path(equipment_id)}", data=body,
                                 headers=HEADERS) as response:
-            body = await response.read()
+            answer = await response.read()
             status = response.status
     except Exception as error:  # a client-side failure is a figure, not a crash
         result.statuses[type(error).__name__] += 1
-        return
+        return None
     result.latencies.append(time.perf_counter() - started)
     result.statuses[str(status)] += 1
-    if status == 200:
-        result.tasks.append((equipment_id, json.loads(body)["taskId"]))
+    if status != 200:
+        return None
+    created = (equipment_id, str(json.loads(answer)["taskId"]))
+    result.tasks.append(created)
+    return created
 
 
 async def _status(session: aiohttp.ClientSession, job: ClientJob, rng: random.Random,
@@ -116,20 +142,76 @@ async def _closed_loop(session: aiohttp.ClientSession, job: ClientJob, result: C
 
 async def _submit(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
     counter = iter(range(job.count))
+    body = _body(job)
 
     async def loop() -> None:
         for index in counter:
-            await _create(session, job, index, result)
+            await _create(session, job, index, result, body)
 
     result.first = time.time()
     await asyncio.gather(*(loop() for _ in range(job.concurrency)))
     result.last = time.time()
 
 
+async def _submit_and_wait(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
+    """``_submit``, each created task then followed by a waiter of its own; ``last`` is when
+    the last create was answered. Long-polls and streams hold a connection each (a pool of
+    their own, unbounded); polls share the creates' keep-alive pool, the cheapest polling
+    there is for Service B (no idle connections, no handshakes)."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WAITER_READ_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=job.ca_file), limit=0,
+                                     keepalive_timeout=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     headers=dict(session.headers)) as held:
+        waiting: set[asyncio.Task[None]] = set()
+
+        async def wait(equipment_id: str, task_id: str) -> None:
+            notice = await _wait(session if job.kind is JobKind.POLL else held, job, equipment_id, task_id,
+                                 result)
+            if notice is not None:
+                result.notices[task_id] = notice
+
+        counter = iter(range(job.count))
+
+        async def loop() -> None:
+            for index in counter:
+                if (created := await _create(session, job, index, result)) is not None:
+                    waiter = asyncio.create_task(wait(*created))
+                    waiting.add(waiter)
+                    waiter.add_done_callback(waiting.discard)
+
+        reporter = asyncio.create_task(_report_progress(job, result))
+        result.first = time.time()
+        await asyncio.gather(*(loop() for _ in range(job.concurrency)))
+        result.last = time.time()
+        if waiting:
+            await asyncio.wait(set(waiting))
+        reporter.cancel()
+        write_progress(job.progress_file, result)
+
+
+async def _wait(session: aiohttp.ClientSession, job: ClientJob, equipment_id: str, task_id: str,
+                result: ClientResult) -> waiters.Notice | None:
+    if job.kind is JobKind.POLL:
+        return await waiters.poll(session, job.base_url, equipment_id, task_id, interval=job.wait_seconds,
+                                  deadline_at=job.deadline_at, errors=result.wait_errors)
+    if job.kind is JobKind.LONG_POLL:
+        return await waiters.long_poll(session, job.base_url, equipment_id, task_id, wait=job.wait_seconds,
+                                       deadline_at=job.deadline_at, errors=result.wait_errors)
+    return await waiters.sse(session, job.base_url, task_id, deadline_at=job.deadline_at,
+                             errors=result.wait_errors)
+
+
+async def _report_progress(job: ClientJob, result: ClientResult) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+        write_progress(job.progress_file, result)
+
+
 async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
     """Start request i at i / rate seconds, whatever the earlier ones are doing."""
     total = int(job.rate * job.duration)
-    pending: set[asyncio.Task[None]] = set()
+    pending: set[asyncio.Task[tuple[str, str] | None]] = set()
     origin = time.monotonic()
     result.first = time.time()
     for index in range(total):

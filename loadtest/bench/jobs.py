@@ -15,6 +15,11 @@ class JobKind(StrEnum):
     STATUS = "status"  # closed loop of status reads of ``tasks`` for ``duration``
     SUBMIT = "submit"  # ``count`` creates, as fast as the API takes them
     RATE = "rate"  # open loop: ``rate`` creates per second for ``duration``
+    # ``count`` creates, each then followed by a waiting client of its own until its final
+    # status arrives or ``deadline_at`` passes (``waiters``):
+    POLL = "poll"  # a status read every ``wait_seconds``, over a shared keep-alive pool
+    LONG_POLL = "long-poll"  # ``?wait=<wait_seconds>`` again and again, one connection each
+    SSE = "sse"  # the task's event stream, one connection each
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,15 @@ class ClientJob:
     tasks: tuple[tuple[str, str], ...] = ()
     tag: str = "c0"
     token: str = ""  # Service B's bearer token, when API_TOKENS is set
+    callback_url: str = ""  # SUBMIT: each create names it as its ``callbackUrl``
+    wait_seconds: float = 0.0  # POLL: the interval; LONG_POLL: the ``?wait=``
+    deadline_at: float = 0.0  # waiters: wall clock after which a task's notice is lost
+    progress_file: str = ""  # waiters: where the client writes its counts now and then
+
+    @property
+    def waits(self) -> bool:
+        """Whether each created task is followed by a waiting client of its own."""
+        return self.kind in WAITING_KINDS
 
 
 @dataclass
@@ -41,6 +55,13 @@ class ClientResult:
     last: float = 0.0
     max_lag: float = 0.0  # rate: how late the generator started a request, at worst
     cpu_seconds: float = 0.0
+    # Waiters: task id -> wall clock when its final status reached the client, and the status
+    # it said; what went wrong while waiting (HTTP status or exception name -> count).
+    notices: dict[str, tuple[float, str]] = field(default_factory=dict)
+    wait_errors: Counter[str] = field(default_factory=Counter)
+
+
+WAITING_KINDS = frozenset({JobKind.POLL, JobKind.LONG_POLL, JobKind.SSE})
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -59,9 +80,11 @@ class Target:
 
 def plan_jobs(target: Target, kind: JobKind, clients: int, concurrency: int, *, count: int = 0,
               rate: float = 0.0, duration: float = 0.0, tasks: tuple[tuple[str, str], ...] = (),
-              now: float | None = None) -> list[ClientJob]:
+              now: float | None = None, callback_url: str = "", wait_seconds: float = 0.0,
+              deadline_after: float = 0.0, progress_dir: str = "") -> list[ClientJob]:
     """One job per client process, the concurrency, count and rate shared between them. They
-    start together a little later, once every client has opened its connections."""
+    start together a little later, once every client has opened its connections; waiters give
+    up ``deadline_after`` seconds after the start, and write their progress in ``progress_dir``."""
     start_at = (time.time() if now is None else now) + 2.0 + concurrency / 200
     shares = split(concurrency, clients)
     counts = split(count, clients)
@@ -70,6 +93,8 @@ def plan_jobs(target: Target, kind: JobKind, clients: int, concurrency: int, *, 
         ClientJob(kind=kind, base_url=target.base_url, ca_file=target.ca_file,
                   concurrency=max(shares[index], 1), start_at=start_at, count=counts[index],
                   tag=f"{run}c{index}", token=target.token, rate=rate / clients, duration=duration,
-                  tasks=tasks)
+                  tasks=tasks, callback_url=callback_url, wait_seconds=wait_seconds,
+                  deadline_at=start_at + deadline_after if deadline_after else 0.0,
+                  progress_file=f"{progress_dir}/{run}c{index}.json" if progress_dir else "")
         for index in range(clients)
     ]

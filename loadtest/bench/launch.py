@@ -38,10 +38,12 @@ def cert_dir() -> Path:
 
 
 def worker_prefetch(options: BenchOptions) -> int:
-    """WORKER_PREFETCH: as given, or enough for the largest N, or R x (delay + 5 s), in flight."""
+    """WORKER_PREFETCH: as given, or enough for the largest N (of held and notice), or
+    R x (delay + 5 s), in flight."""
     if options.worker_prefetch:
         return options.worker_prefetch
-    in_flight = [*options.held, *(rate * (options.delay + 5) for rate in options.rates), MIN_PREFETCH_TASKS]
+    in_flight = [*options.held, *options.notice_held, *(rate * (options.delay + 5) for rate in options.rates),
+                 MIN_PREFETCH_TASKS]
     return math.ceil(max(in_flight) / options.worker_processes * PREFETCH_MARGIN)
 
 

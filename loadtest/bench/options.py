@@ -13,7 +13,7 @@ import bench
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_FILE = REPO / "loadtest" / "RESULTS.md"
-PHASES = ("api", "held", "rate")
+PHASES = ("api", "held", "rate", "notice")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class BenchOptions:
     submit_concurrency: int
     settle: float
     profile: float
+    notice_held: tuple[int, ...]
+    notice_delay: float
+    notice_modes: tuple[str, ...]
+    notice_poll_interval: float
+    notice_wait: float
     platform_env: tuple[str, ...]
     results: str | None
     reports: str
@@ -54,7 +59,10 @@ _SCALED_DEFAULTS: dict[str, tuple[str, str, str]] = {
     "rate_seconds": ("BENCH_RATE_SECONDS", "300", "10"),
     "api_seconds": ("BENCH_API_SECONDS", "15", "4"),
     "settle": ("BENCH_SETTLE", "120", "15"),
+    "notice_held": ("BENCH_NOTICE_HELD", "2000,10000", "200"),
+    "notice_delay": ("BENCH_NOTICE_DELAY", "30", "3"),
 }
+NOTICE_MODES = ("poll", "long-poll", "sse", "webhook")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -74,7 +82,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="a one-minute variant: 2 s delay, small N, short phases (overrides the defaults "
                              "below unless they are given explicitly)")
     parser.add_argument("--phases", default=get("BENCH_PHASES", ",".join(PHASES)),
-                        help="comma-separated: api, held, rate (BENCH_PHASES)")
+                        help="comma-separated: api, held, rate, notice (BENCH_PHASES)")
     parser.add_argument("--delay", default=None,
                         help="the stub's delay in seconds for held and rate (BENCH_DELAY, 60)")
     parser.add_argument("--held", default=None, help="N values for held (BENCH_HELD, 1000,10000,20000)")
@@ -105,6 +113,18 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="record py-spy profiles (py-spy comes with the dev extra) of every "
                              "platform process for this many seconds from the start of each run's load; "
                              "summaries go into the report")
+    parser.add_argument("--notice-held", default=None,
+                        help="N values for notice: tasks held, each with its waiting client "
+                             "(BENCH_NOTICE_HELD, 2000,10000)")
+    parser.add_argument("--notice-delay", default=None,
+                        help="the stub's delay in seconds for notice (BENCH_NOTICE_DELAY, 30)")
+    parser.add_argument("--notice-modes", default=get("BENCH_NOTICE_MODES", ",".join(NOTICE_MODES)),
+                        help="comma-separated: poll, long-poll, sse, webhook (BENCH_NOTICE_MODES)")
+    parser.add_argument("--notice-poll-interval", type=float,
+                        default=float(get("BENCH_NOTICE_POLL_INTERVAL", "1")),
+                        help="seconds between a polling client's status reads (1)")
+    parser.add_argument("--notice-wait", type=float, default=float(get("BENCH_NOTICE_WAIT", "25")),
+                        help="a long-poll's ?wait= in seconds (25, STATUS_MAX_WAIT_SECONDS' default)")
     parser.add_argument("--platform-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the platform, e.g. LOG_LEVEL=WARNING (repeatable)")
     parser.add_argument("--results", default=get("BENCH_RESULTS"),
@@ -125,6 +145,9 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
     phases = tuple(phase.strip() for phase in args.phases.split(",") if phase.strip())
     if unknown := set(phases) - set(PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    modes = tuple(mode.strip() for mode in args.notice_modes.split(",") if mode.strip())
+    if unknown := set(modes) - set(NOTICE_MODES):
+        parser.error(f"unknown notice modes: {', '.join(sorted(unknown))}")
     if malformed := [a for a in args.platform_env if "=" not in a]:
         parser.error(f"--platform-env wants NAME=VALUE, got {', '.join(malformed)}")
     try:
@@ -135,7 +158,9 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
             api_workers=_ints(args.api_workers), stub_workers=args.stub_workers,
             worker_processes=args.worker_processes, worker_prefetch=args.worker_prefetch,
             clients=args.clients, submit_concurrency=args.submit_concurrency, settle=float(args.settle),
-            profile=args.profile, platform_env=tuple(args.platform_env), results=args.results,
+            profile=args.profile, notice_held=_ints(args.notice_held), notice_delay=float(args.notice_delay),
+            notice_modes=modes, notice_poll_interval=args.notice_poll_interval, notice_wait=args.notice_wait,
+            platform_env=tuple(args.platform_env), results=args.results,
             reports=args.reports,
         )
     except ValueError as error:

@@ -89,3 +89,17 @@ async def follow_outcomes(environment: Mapping[str, str], tasks: Sequence[str], 
             await asyncio.sleep(interval)
     outcomes.close(open_tasks, time.monotonic())
     return outcomes
+
+
+async def read_finished(environment: Mapping[str, str], tasks: Sequence[str]
+                        ) -> dict[str, tuple[float | None, str]]:
+    """One read of every task's record: task id -> (``finished_at``, status), (None,
+    "missing") when there is no record."""
+    finished: dict[str, tuple[float | None, str]] = {}
+    async with TaskStore(RedisSettings.from_env(Environment(environment))) as store:
+        for start in range(0, len(tasks), READ_BATCH):
+            batch = list(tasks[start:start + READ_BATCH])
+            for task_id, record in zip(batch, await store.get_many(batch), strict=True):
+                finished[task_id] = (None, MISSING) if record is None else (record.finished_at,
+                                                                           record.status.value)
+    return finished

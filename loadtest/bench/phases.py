@@ -1,4 +1,4 @@
-"""The three phases: each starts the platform it needs, drives it with the client processes,
+"""The four phases: each starts the platform it needs, drives it with the client processes,
 samples the machine meanwhile, and appends one row per run to the results (and prints a
 progress line)."""
 
@@ -23,6 +23,8 @@ from .figures import (
 )
 from .jobs import ClientJob, ClientResult, JobKind, plan_jobs
 from .launch import bench_environment, running_platform, service_ports, target
+from .notice import NoticeRun
+from .notice_figures import NoticeMode
 from .options import BenchOptions
 from .outcomes import follow_outcomes
 from .profiling import Profiler
@@ -39,11 +41,12 @@ class Bench:
     def __init__(self, options: BenchOptions, work_dir: Path) -> None:
         self.options = options
         self.work_dir = work_dir
-        self.results: dict[str, list[dict[str, Any]]] = {"api": [], "held": [], "rate": []}
+        self.results: dict[str, list[dict[str, Any]]] = {"api": [], "held": [], "rate": [], "notice": []}
         self.profiler = Profiler(work_dir / "profiles", options.profile)
 
     def run(self, phase: str) -> None:
-        {"api": self.phase_api, "held": self.phase_held, "rate": self.phase_rate}[phase]()
+        {"api": self.phase_api, "held": self.phase_held, "rate": self.phase_rate,
+         "notice": self.phase_notice}[phase]()
 
     @staticmethod
     def sampler_for(stack: Stack) -> ProcessSampler:
@@ -109,6 +112,14 @@ class Bench:
     def phase_rate(self) -> None:
         for rate in self.options.rates:
             self._tasks_run("rate", f"rate-{rate:g}", rate=rate)
+
+    # notice: N tasks held, each client told of its end by polling, long-poll, SSE or webhook.
+    def phase_notice(self) -> None:
+        for count in self.options.notice_held:
+            for mode in self.options.notice_modes:
+                run = NoticeRun(self.options, self.work_dir, self.profiler, self.sampler_for,
+                                NoticeMode(mode), count)
+                self.results["notice"].append(run.run())
 
     def _task_jobs(self, stack: Stack, phase: str, count: int, rate: float) -> list[ClientJob]:
         options = self.options

@@ -3,7 +3,7 @@ and one ``BENCH_JSON`` line for machines. Pure: the report dictionary in, text o
 
 The report is a JSON-shaped dictionary (what ``results.json`` holds): ``started``,
 ``command``, ``machine``, ``settings``, and one list of rows per phase (``api``, ``held``,
-``rate``), each row as ``phases`` builds it.
+``rate``, ``notice``), each row as ``phases`` (and ``notice``) builds it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .notice_figures import CPU_SHARE_OF_POLLING, P99_TARGET_MS, NoticeMode, targets
 from .sampling import LOAD_GENERATOR, OTHERS
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -29,6 +30,8 @@ def render(report: dict[str, Any]) -> str:
     for phase, title in TASK_PHASES:
         if report[phase]:
             lines += _tasks_section(report[phase], title)
+    if report.get("notice"):
+        lines += _notice_section(report["notice"])
     lines += _profiles_section(report)
     return "\n".join(lines)
 
@@ -102,11 +105,54 @@ def _tasks_section(rows: list[dict[str, Any]], title: str) -> list[str]:
     return [*lines, ""]
 
 
+def _verdict(passed: bool | None) -> str:
+    return "yes" if passed else "no"
+
+
+def notice_targets_cell(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The issue's targets that apply to one run, each with its verdict."""
+    verdicts = targets(row, rows)
+    cells = []
+    if verdicts["cpu"] is not None:
+        cells.append(f"CPU <= {CPU_SHARE_OF_POLLING:g} x poll: {_verdict(verdicts['cpu'])}")
+    if verdicts["p99"] is not None:
+        cells.append(f"p99 < {P99_TARGET_MS[NoticeMode(row['mode'])]:g} ms: {_verdict(verdicts['p99'])}")
+    cells.append(f"0 lost: {_verdict(verdicts['lost'])}")
+    return "; ".join(cells)
+
+
+def _notice_section(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"### Completion notices (N tasks held, stub delay {rows[0]['delay_seconds']:g} s): "
+             "polling, long-poll, SSE, webhooks", "",
+             "Notice latency: when the final status reached the client (webhooks: the receiver) minus the "
+             "record's finishedAt. CPU per task: the whole run (the create included) over the tasks created.",
+             "",
+             "| run | created | lost | notice p50 / p99 / max ms | Service B CPU ms/task "
+             "| worker CPU ms/task "
+             "| Service B KiB per waiting client | Service B peak open files | errors while waiting "
+             "| others CPU s of window | targets |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        outcome = row["outcome"]
+        errors = {**row["wait_errors"], **row["submit"]["errors"]}
+        bad = row["deliveries"].get("bad_signature", 0)
+        if bad:
+            errors["bad signature"] = bad
+        lines.append(
+            f"| {row['tag']} | {outcome['created']} | {outcome['lost']} "
+            f"| {outcome['notice_p50_ms']} / {outcome['notice_p99_ms']} / {outcome['notice_max_ms']} "
+            f"| {row['api_cpu_ms_per_task']} | {row['worker_cpu_ms_per_task']} "
+            f"| {row['api_kib_per_waiting_client']} | {row['api_peak_open_files']} | {errors or '-'} "
+            f"| {row['others_cpu_seconds']} of {row['window_seconds']} s "
+            f"| {notice_targets_cell(row, rows)} |")
+    return [*lines, ""]
+
+
 def _profiles_section(report: dict[str, Any]) -> list[str]:
     profiled = [(f"{row['api_workers']}w c{row['concurrency']} {kind}", row[kind]["profiles"])
                 for row in report["api"] for kind in ("create", "status") if row[kind].get("profiles")]
-    profiled += [(row["tag"], row["profiles"]) for phase, _ in TASK_PHASES for row in report[phase]
-                 if row.get("profiles")]
+    profiled += [(row["tag"], row["profiles"]) for phase in (*(name for name, _ in TASK_PHASES), "notice")
+                 for row in report.get(phase, []) if row.get("profiles")]
     if not profiled:
         return []
     lines = ["### Where the CPU goes (py-spy, share of on-CPU samples)", ""]

@@ -11,7 +11,7 @@ from bench.options import parse_args
 
 def test_the_full_run_is_the_default() -> None:
     options = parse_args([], environ={})
-    assert options.phases == ("api", "held", "rate")
+    assert options.phases == ("api", "held", "rate", "notice")
     assert (options.delay, options.held, options.rates) == (60.0, (1000, 10000, 20000), (300.0,))
     assert (options.rate_seconds, options.api_seconds, options.settle) == (300.0, 15.0, 120.0)
     assert options.results is None
@@ -54,3 +54,23 @@ def test_the_worker_prefetch_covers_the_most_tasks_in_flight_per_process_with_a_
 
 def test_a_given_worker_prefetch_is_kept() -> None:
     assert worker_prefetch(parse_args(["--worker-prefetch", "77"], environ={})) == 77
+
+
+def test_the_notice_phase_compares_every_mode_at_two_sizes_by_default_and_quick_makes_it_small() -> None:
+    full, quick = parse_args([], environ={}), parse_args(["--quick"], environ={})
+    assert (full.notice_held, full.notice_delay) == ((2000, 10000), 30.0)
+    assert full.notice_modes == ("poll", "long-poll", "sse", "webhook")
+    assert (full.notice_poll_interval, full.notice_wait) == (1.0, 25.0)
+    assert (quick.notice_held, quick.notice_delay) == ((200,), 3.0)
+
+
+def test_notice_modes_can_be_chosen_and_unknown_ones_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--notice-modes", "sse, webhook"], environ={}).notice_modes == ("sse", "webhook")
+    with pytest.raises(SystemExit):
+        parse_args(["--notice-modes", "carrier-pigeon"], environ={})
+    assert "unknown notice modes: carrier-pigeon" in capsys.readouterr().err
+
+
+def test_the_worker_prefetch_leaves_room_for_the_largest_notice_run() -> None:
+    options = parse_args(["--quick", "--notice-held", "10000"], environ={})
+    assert worker_prefetch(options) * options.worker_processes >= 10000

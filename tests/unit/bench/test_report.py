@@ -123,3 +123,35 @@ def test_a_file_without_the_markers_gets_the_block_at_its_end() -> None:
 
 def test_no_file_yet_gets_a_title_and_the_block() -> None:
     assert with_results_block(None, "t") == f"# Benchmark results\n\n{BEGIN}\nt\n{END}\n"
+
+
+def notice_row(mode: str, cpu: float, p99: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "tag": f"notice-{mode}-200", "mode": mode, "n": 200, "delay_seconds": 30.0,
+        "submit": {"errors": {}},
+        "outcome": {"created": 200, "lost": 0, "notice_p50_ms": 12.0, "notice_p99_ms": p99,
+                    "notice_max_ms": 80.0},
+        "wait_errors": {}, "deliveries": {}, "api_cpu_ms_per_task": cpu, "worker_cpu_ms_per_task": 5.2,
+        "api_kib_per_waiting_client": 48.0, "api_peak_open_files": 409, "others_cpu_seconds": 2.9,
+        "window_seconds": 37.2, **extra,
+    }
+
+
+def test_a_notice_run_is_one_row_with_latency_cost_memory_and_the_targets_it_meets(
+        report: dict[str, Any]) -> None:
+    report["notice"] = [notice_row("poll", 12.0, 990.0), notice_row("long-poll", 5.9, 66.4),
+                        notice_row("webhook", 1.1, 1197.0, deliveries={"bad_signature": 2})]
+    text = render(report)
+    assert "### Completion notices (N tasks held, stub delay 30 s): polling, long-poll, SSE, webhooks" in text
+    [poll] = lines_starting(text, "| notice-poll-200 |")
+    assert poll == ("| notice-poll-200 | 200 | 0 | 12.0 / 990.0 / 80.0 | 12.0 | 5.2 | 48.0 | 409 | - "
+                    "| 2.9 of 37.2 s | 0 lost: yes |")
+    [long_poll] = lines_starting(text, "| notice-long-poll-200 |")
+    assert long_poll.endswith("| CPU <= 0.5 x poll: yes; p99 < 100 ms: yes; 0 lost: yes |")
+    [webhook] = lines_starting(text, "| notice-webhook-200 |")
+    assert "{'bad signature': 2}" in webhook
+    assert webhook.endswith("| p99 < 500 ms: no; 0 lost: yes |")
+
+
+def test_a_report_without_notice_runs_has_no_notice_section(report: dict[str, Any]) -> None:
+    assert "Completion notices" not in render(report)
