@@ -1,0 +1,150 @@
+"""Completion webhooks on the real platform: a create with callbackUrl gets one signed POST of
+its final status, retried through the delay queues, dead-lettered past the schedule, kept
+across a SIGKILL of the worker pool; bad callbackUrls are refused with precise 400s."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpe_devkit.client import Client, request_body
+from cpe_devkit.probes import queue_state, take_dead_letters
+from cpe_devkit.stack import Stack, throwaway_stack
+from cpe_devkit.webhook_receiver import ReceivedWebhook, WebhookReceiver, new_secret
+from provisioning.messaging import delay_queue
+from provisioning.webhooks.notice import WebhookNotice, webhook_id
+from tests.support.platforms import FAILING_ID, e2e_environment
+from tests.support.task_routes import client_of, run_keys
+
+pytestmark = pytest.mark.timeout(60)
+
+SECRET = new_secret()
+SHORT_SCHEDULE = (0.3, 0.3)
+
+
+def webhook_environment(cert_dir: Path, schedule: str) -> dict[str, str]:
+    return e2e_environment(
+        cert_dir, WEBHOOK_ALLOWED_HOSTS="127.0.0.1", WEBHOOK_ALLOW_PRIVATE="true",
+        WEBHOOK_SECRET=SECRET, WEBHOOK_CA_FILE=str(cert_dir / "ca.pem"),
+        WEBHOOK_RETRY_SCHEDULE=schedule)
+
+
+@pytest.fixture(scope="module")
+def receiver(cert_dir: Path) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(cert_dir, SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def hooked_platform(cert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    environment = webhook_environment(cert_dir, ",".join(map(str, SHORT_SCHEDULE)))
+    with throwaway_stack(environment, tmp_path_factory.mktemp("webhooks")) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def client(hooked_platform: Stack) -> AsyncIterator[Client]:
+    async with client_of(hooked_platform) as client:
+        yield client
+
+
+def equipment() -> str:
+    return f"WHK{uuid.uuid4().hex[:10]}"
+
+
+async def create_with_callback(client: Client, equipment_id: str, url: str) -> str:
+    status, answer = await client.create(equipment_id, {**request_body(), "callbackUrl": url})
+    assert status == 200, answer
+    return str(answer["taskId"])
+
+
+async def delivered(receiver: WebhookReceiver, task_id: str, timeout: float = 20) -> ReceivedWebhook:
+    return await asyncio.to_thread(receiver.wait_for, webhook_id(task_id), timeout)
+
+
+async def test_a_completed_task_posts_one_verified_webhook_saying_completed(
+        client: Client, receiver: WebhookReceiver) -> None:
+    equipment_id = equipment()
+    task_id = await create_with_callback(client, equipment_id, receiver.url)
+    call = await delivered(receiver, task_id)
+    assert call.verified and call.attempt == 1
+    assert call.webhook_id == f"msg_{uuid.UUID(task_id).hex}"
+    assert call.event["type"] == "task.completed"
+    assert call.data["taskId"] == task_id and call.data["status"] == "completed"
+    assert call.data["equipmentId"] == equipment_id
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["webhook-signature"].startswith("v1,")
+    assert call.timestamp.isdigit()
+    await asyncio.sleep(1.0)  # no second delivery of a delivered webhook
+    assert len(receiver.calls(call.webhook_id)) == 1
+
+
+async def test_a_failed_task_posts_a_webhook_saying_failed(client: Client, receiver: WebhookReceiver) -> None:
+    task_id = await create_with_callback(client, FAILING_ID, receiver.url)
+    call = await delivered(receiver, task_id)
+    assert call.verified
+    assert (call.event["type"], call.data["status"]) == ("task.failed", "failed")
+
+
+async def test_a_receiver_answering_500_gets_it_again_on_the_second_attempt(
+        client: Client, receiver: WebhookReceiver) -> None:
+    task_id = await create_with_callback(client, equipment(), receiver.url)
+    receiver.answer(500, webhook_id=webhook_id(task_id))
+    call = await delivered(receiver, task_id)
+    first, second = receiver.calls(call.webhook_id)
+    assert (first.status, second.status, second.attempt) == (500, 200, 2)
+    assert second.verified and second.body == first.body  # the same event, signed anew
+    assert second.received_monotonic - first.received_monotonic >= 0.8 * SHORT_SCHEDULE[0] - 0.05
+
+
+async def test_past_the_schedule_the_webhook_is_dead_lettered(
+        client: Client, receiver: WebhookReceiver, hooked_platform: Stack) -> None:
+    task_id = await create_with_callback(client, equipment(), receiver.url)
+    receiver.answer(*[503] * (len(SHORT_SCHEDULE) + 1), webhook_id=webhook_id(task_id))
+    environment = hooked_platform.environment
+    [dead] = await take_dead_letters(environment["AMQP_URL"], environment["WEBHOOKS_QUEUE"], 1, 20)
+    notice = WebhookNotice.decode(dead)
+    assert (notice.task_id, notice.attempt) == (task_id, len(SHORT_SCHEDULE) + 1)
+    assert [call.status for call in receiver.calls(notice.webhook_id)] == [503] * 3
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://127.0.0.1:9/hook", "callbackUrl must start with https://"),
+    ("https://hooks.example.com/hook", "callbackUrl host is not allowed on this server"),
+    ("https://user:pw@127.0.0.1/hook", "callbackUrl must not carry credentials (user:password@)"),
+    ("https://127.0.0.1/hook#frag", "callbackUrl must not have a fragment (#...)"),
+    ("https://127.0.0.1:0/hook", "callbackUrl must name a host (and a port from 1 to 65535)"),
+    (42, "callbackUrl must be a non-empty string"),
+])
+async def test_a_bad_callback_url_gets_a_precise_400_and_nothing_is_stored(
+        client: Client, hooked_platform: Stack, url: Any, message: str) -> None:
+    before = await run_keys(hooked_platform.environment)
+    status, answer = await client.create(equipment(), {**request_body(), "callbackUrl": url})
+    assert (status, answer) == (400, {"code": 400, "message": message})
+    assert await run_keys(hooked_platform.environment) == before
+
+
+async def test_a_webhook_waiting_in_its_delay_queue_survives_a_sigkill_of_the_pool(
+        cert_dir: Path, receiver: WebhookReceiver, tmp_path: Path) -> None:
+    environment = webhook_environment(cert_dir, "3")
+    with throwaway_stack(environment, tmp_path) as stack:
+        async with client_of(stack) as client:
+            task_id = await create_with_callback(client, equipment(), receiver.url)
+            receiver.answer(500, webhook_id=webhook_id(task_id))
+            await asyncio.to_thread(receiver.wait_for, lambda call: call.webhook_id == webhook_id(task_id), 20)
+            waiting = delay_queue(environment["WEBHOOKS_QUEUE"], 3)
+            for _ in range(20):
+                if (await queue_state(environment["AMQP_URL"], waiting))[0] == 1:
+                    break
+                await asyncio.sleep(0.1)
+            stack.stop_component("worker", signal.SIGKILL)
+            assert await queue_state(environment["AMQP_URL"], waiting) == (1, 0)
+            stack.start_component("worker")
+            call = await delivered(receiver, task_id)
+    assert (call.attempt, call.verified) == (2, True)
