@@ -56,8 +56,8 @@ def delivering(run_environment: dict[str, str], cert_dir: Path) -> Delivering:
     @asynccontextmanager
     async def start(schedule: str = f"{RETRY_SECONDS}", **overrides: str
                     ) -> AsyncIterator[tuple[Broker, WebhookMetrics]]:
-        broker_settings = BrokerSettings.from_env(Environment(
-            {**run_environment, "WEBHOOK_RETRY_SCHEDULE": schedule}))
+        run_environment["WEBHOOK_RETRY_SCHEDULE"] = schedule  # so its delay queues are cleaned up
+        broker_settings = BrokerSettings.from_env(Environment(run_environment))
         settings = webhook_settings(cert_dir, **overrides)
         metrics = WebhookMetrics(CollectorRegistry())
         async with WebhookClient(settings, traced=False) as client:

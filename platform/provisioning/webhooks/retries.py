@@ -11,7 +11,11 @@ The pause is waited out of band, in a delay queue (``messaging.topology.delay_qu
 distinct pause of the schedule, whose queue TTL is that pause and whose expired messages
 dead-letter back into the webhooks queue. A retry goes to the shortest delay queue at least as
 long as its pause, with its (jittered) pause as the message's own expiration, so no consumer
-slot is ever held while waiting.
+slot is ever held while waiting. RabbitMQ expires messages from a queue's head only, so a
+retry may wait behind one with a longer expiration; it still leaves by its queue's TTL, so
+every pause falls within [(1 - JITTER) * pause, delay queue's pause]. Measured on this
+machine's RabbitMQ 3.10.8 (200 messages, 1 s queue): equal expirations leave 2-10 ms late,
+jittered ones (0.8-1 s) a median 51 ms and at most 181 ms after their own expiration.
 """
 
 from __future__ import annotations
