@@ -21,6 +21,12 @@ Scenarios (weighted users; weights from ``--weight-*`` or ``LOAD_WEIGHT_*``):
                        name the same task (``task e2e idempotent``)
     CancellingUser     (opt-in, weight 0 by default) cancels each task at a random moment:
                        ``task e2e cancelled`` before the call, ``task e2e cancel too late`` after
+    LongPollUser       (opt-in, weight 0 by default) follows each task with ``?wait=`` long-polls
+                       from its creation: ``task e2e long-poll``
+    WebhookUser        (opt-in, weight 0 by default) creates with a ``callbackUrl`` to this Locust
+                       process's receiver and learns the end from the signed webhook:
+                       ``task e2e webhook``, and one ``webhook delivery`` entry per call received
+                       (its time: the completion-notice latency; a bad signature fails)
 
 Faults at run time: ``--stub-schedule "30 failureRatio=0.2; 90 failureRatio=0"`` changes the
 stub's behaviour through its admin endpoint (``PUT /admin/behaviour``) at those seconds into the
@@ -57,8 +63,10 @@ from loadkit.contract import (
     TASK_E2E,
     TASK_FAIL_ID,
     TASK_IDEMPOTENT,
+    TASK_LONG_POLL,
     TASK_NOT_FOUND,
     TASK_UNKNOWN_ID,
+    TASK_WEBHOOK,
     create_path,
     fresh_equipment_id,
     json_object,
@@ -69,9 +77,10 @@ from loadkit.journey import TaskJourney, cancel_judge, known_fault_judge, provis
 from loadkit.options import RunConfig, add_arguments
 from loadkit.shapes import ScenarioShape
 from loadkit.stub_schedule import MESSAGE, BehaviourTimeline, StubAdmin, StubSchedule, verified_context
+from loadkit.webhooks import WebhookJourney, WebhookNotices
 
-__all__ = ["CancellingUser", "IdempotentRetryUser", "InvalidRequestUser", "KnownFaultUser",
-           "ProvisioningUser", "ScenarioShape", "StatusReaderUser"]
+__all__ = ["CancellingUser", "IdempotentRetryUser", "InvalidRequestUser", "KnownFaultUser", "LongPollUser",
+           "ProvisioningUser", "ScenarioShape", "StatusReaderUser", "WebhookUser"]
 
 log = logging.getLogger("cpe-load")
 
@@ -298,6 +307,46 @@ class CancellingUser(CpeUser):
                          created=cancel_at_random)
 
 
+class LongPollUser(CpeUser):
+    """One task at a time, followed with ``?wait=`` long-polls from its creation: the status
+    arrives as soon as the task is final, without polling."""
+
+    # Locust drops classes of weight 0 before the options apply: the effective weight is the
+    # option's, whose default 0 makes this scenario opt-in.
+    weight = 1
+
+    def __init__(self, environment: Environment) -> None:
+        # A long-poll answers within its ?wait=: give the socket that long, and some.
+        self.network_timeout = RunConfig.of(environment).long_poll_wait + 15
+        super().__init__(environment)
+
+    def wait_time(self) -> float:
+        return random.uniform(0.5, 1.5)
+
+    @task
+    def provision_with_long_poll(self) -> None:
+        self.journey.run(TASK_LONG_POLL, fresh_equipment_id(), self.config.deadline,
+                         provisioning_judge(timeline, TASK_LONG_POLL), follow=self.journey.follow_long_poll)
+
+
+class WebhookUser(CpeUser):
+    """One task at a time, created with a ``callbackUrl`` to this process's receiver; its end
+    is the verified webhook's arrival."""
+
+    # Locust drops classes of weight 0 before the options apply: the effective weight is the
+    # option's, whose default 0 makes this scenario opt-in.
+    weight = 1
+
+    def wait_time(self) -> float:
+        return random.uniform(0.5, 1.5)
+
+    @task
+    def provision_with_webhook(self) -> None:
+        notices = webhook_notices[self.environment]
+        WebhookJourney(self.journey, notices).run(TASK_WEBHOOK, fresh_equipment_id(), self.config.deadline,
+                                                  provisioning_judge(timeline, TASK_WEBHOOK))
+
+
 # --- hooks ------------------------------------------------------------------------------------
 # (Locust's EventHook.add_listener has no annotations: hence the type: ignore comments.)
 
@@ -318,6 +367,8 @@ def on_init(environment: Environment, **_: Any) -> None:
         KnownFaultUser: options.weight_faults if config.has_known_faults else 0,
         IdempotentRetryUser: options.weight_idempotent,
         CancellingUser: options.weight_cancel,
+        LongPollUser: options.weight_long_poll,
+        WebhookUser: options.weight_webhook,
     }
     for user_class, weight in weights.items():
         user_class.weight = weight
@@ -333,12 +384,19 @@ def on_behaviour_message(environment: Environment, msg: Any, **_: Any) -> None:
 
 # The schedule a test started, until it stops.
 schedules: weakref.WeakKeyDictionary[Environment, StubSchedule] = weakref.WeakKeyDictionary()
+# This process's webhook receiver while a test with WebhookUser runs (not on a master).
+webhook_notices: weakref.WeakKeyDictionary[Environment, WebhookNotices] = weakref.WeakKeyDictionary()
 
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def on_test_start(environment: Environment, **_: Any) -> None:
     timeline.reset()
     known_tasks.clear()
+    if WebhookUser in environment.user_classes and not isinstance(environment.runner, MasterRunner):
+        notices = WebhookNotices(environment.events, RunConfig.of(environment))
+        notices.start()
+        webhook_notices[environment] = notices
+        log.info("webhook receiver at %s", notices.url)
     if isinstance(environment.runner, WorkerRunner):
         return
     config = RunConfig.of(environment)
@@ -362,3 +420,9 @@ def on_test_start(environment: Environment, **_: Any) -> None:
 def on_test_stopping(environment: Environment, **_: Any) -> None:
     if (schedule := schedules.pop(environment, None)) is not None:
         schedule.stop()
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
+def on_test_stop(environment: Environment, **_: Any) -> None:
+    if (notices := webhook_notices.pop(environment, None)) is not None:
+        notices.stop()

@@ -105,7 +105,7 @@ async def poll(session: aiohttp.ClientSession, base_url: str, equipment_id: str,
 
 async def long_poll(session: aiohttp.ClientSession, base_url: str, equipment_id: str, task_id: str, *,
                     wait: float, deadline_at: float, errors: Counter[str]) -> Notice | None:
-    url = f"{base_url}{status_path(equipment_id, task_id)}?wait={wait:g}"
+    url = f"{base_url}{status_path(equipment_id, task_id)}?wait={round(wait, 3):g}"  # at most three decimals
     while time.time() < deadline_at:
         failures = sum(errors.values())
         notice = await _read_final(session, url, errors, time_left=deadline_at - time.time())

@@ -16,6 +16,10 @@ CREATE = "POST /api/v1/equipment/cpe/[id]"
 STATUS = "GET /api/v1/equipment/cpe/[id]/task/[task]"
 REPLAY = "POST /api/v1/equipment/cpe/[id] (Idempotency-Key replay)"
 CANCEL = "DELETE /api/v1/equipment/cpe/[id]/task/[task]"
+LONG_POLL = "GET /api/v1/equipment/cpe/[id]/task/[task]?wait=[seconds]"
+# One entry per webhook call the receiver got: its time is the completion-notice latency
+# (received - the task's finishedAt); a signature that does not verify is a failure.
+WEBHOOK_DELIVERY = "webhook delivery"
 # Whole-task entries ("task e2e ..."): tests/load reads them by these names.
 TASK_E2E = "task e2e"
 TASK_INJECTED = "task e2e injected failure"
@@ -25,6 +29,8 @@ TASK_UNKNOWN_ID = "task e2e unknown-id"
 TASK_IDEMPOTENT = "task e2e idempotent"
 TASK_CANCELLED = "task e2e cancelled"
 TASK_CANCEL_TOO_LATE = "task e2e cancel too late"
+TASK_LONG_POLL = "task e2e long-poll"
+TASK_WEBHOOK = "task e2e webhook"
 
 COMPLETED = "Completed"
 STILL_RUNNING = "Task is still running"
@@ -49,11 +55,19 @@ def status_path(equipment_id: str, task_id: str) -> str:
     return f"/api/v1/equipment/cpe/{equipment_id}/task/{task_id}"
 
 
-def provisioning_body(password: str = "load-test-secret") -> dict[str, Any]:
-    return {
+def long_poll_path(equipment_id: str, task_id: str, wait: float) -> str:
+    """``?wait=`` takes seconds with at most three decimals."""
+    return f"{status_path(equipment_id, task_id)}?wait={round(wait, 3):g}"
+
+
+def provisioning_body(password: str = "load-test-secret", callback_url: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "timeoutInSeconds": 14,
         "parameters": {"username": "admin", "password": password, "vlan": 534, "interfaces": [1, 2, 3, 4]},
     }
+    if callback_url is not None:
+        body["callbackUrl"] = callback_url
+    return body
 
 
 def fresh_equipment_id() -> str:

@@ -9,9 +9,10 @@ from typing import Any
 
 
 def report_entry(events: Any, request_type: str, name: str, started: float, *,
-                 error: Exception | None = None, length: int = 0) -> None:
-    """Report one entry that began at ``started`` (``time.monotonic()``) and ends now;
-    ``error`` None is a success. (``events`` is Locust's untyped ``Events``.)"""
-    elapsed_ms = (time.monotonic() - started) * 1000
+                 error: Exception | None = None, length: int = 0, ended: float | None = None) -> None:
+    """Report one entry that began at ``started`` (``time.monotonic()``) and ends at ``ended``
+    (now unless told, e.g. when a webhook arrived); ``error`` None is a success. (``events``
+    is Locust's untyped ``Events``.)"""
+    elapsed_ms = ((time.monotonic() if ended is None else ended) - started) * 1000
     events.request.fire(request_type=request_type, name=name, response_time=elapsed_ms,
                         response_length=length, exception=error, context={})

@@ -1,9 +1,11 @@
-"""One task's whole journey as a client lives it: create, poll like a sensible client until it
-is final, and report the whole task as one ``task e2e ...`` entry with its end-to-end time.
+"""One task's whole journey as a client lives it: create, poll like a sensible client (or
+long-poll: ``?wait=``) until it is final, and report the whole task as one ``task e2e ...``
+entry with its end-to-end time.
 
 Every scenario that follows tasks goes through ``TaskJourney.run``; what differs between them
-is only the verdict on the final answer (a ``Judge``). A task not created, not final by its
-deadline, or cut short by the end of the run is always reported, never dropped.
+is how the task is followed (``TaskJourney.follow`` or ``follow_long_poll``) and the verdict on
+the final answer (a ``Judge``). A task not created, not final by its deadline, or cut short by
+the end of the run is always reported, never dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .contract import (
     CANCEL,
     CREATE,
     KNOWN_FAULT_ANSWERS,
+    LONG_POLL,
     REPLAY,
     STATUS,
     TASK_CANCEL_TOO_LATE,
@@ -30,6 +33,7 @@ from .contract import (
     is_cancelled,
     is_still_running,
     json_object,
+    long_poll_path,
     provisioning_body,
     status_in_contract,
     status_path,
@@ -59,6 +63,9 @@ class Verdict(NamedTuple):
 
 
 Judge = Callable[[FinalAnswer], Verdict]
+# How a task is followed: (equipment id, task id, created (monotonic), deadline seconds) ->
+# the final status and answer, or None when the deadline passed first.
+Follow = Callable[[str, str, float, float], "tuple[int, dict[str, Any]] | None"]
 
 
 def provisioning_judge(timeline: BehaviourTimeline, entry: str = TASK_E2E) -> Judge:
@@ -173,15 +180,44 @@ class TaskJourney:
                 return None
             gevent.sleep(min(self.config.poll_interval, left))
 
+    def long_poll(self, equipment_id: str, task_id: str, wait: float) -> tuple[int, dict[str, Any]]:
+        """One ``?wait=`` status read: it answers when the task is final, or after ``wait``
+        seconds with "still running"; a success when the answer is one of the contract's."""
+        with self.client.get(long_poll_path(equipment_id, task_id, wait), name=LONG_POLL,
+                             catch_response=True) as response:
+            answer = json_object(response.content)
+            status = response.status_code
+            if status_in_contract(status, answer):
+                response.success()
+            else:
+                response.failure(f"long-poll answered {status} {answer or response.text!r}")
+            return status, answer
+
+    def follow_long_poll(self, equipment_id: str, task_id: str, created: float, deadline: float
+                         ) -> tuple[int, dict[str, Any]] | None:
+        """Long-poll from the start, again at once after each "still running" (after a pause
+        when the answer was not the contract's, e.g. a 503), until final or the deadline."""
+        while (left := created + deadline - time.monotonic()) > 0:
+            status, answer = self.long_poll(equipment_id, task_id, min(self.config.long_poll_wait, left))
+            if status_in_contract(status, answer) and not is_still_running(status, answer):
+                return status, answer
+            if not status_in_contract(status, answer):
+                gevent.sleep(min(1.0, max(created + deadline - time.monotonic(), 0)))
+        return None
+
     def report(self, entry: str, started: float, error: Exception | None) -> None:
         report_entry(self.events, "TASK", entry, started, error=error)
 
+    def report_interrupted(self, started: float, stop: BaseException) -> None:
+        """A task cut short by the end of the run: reported as such, never dropped."""
+        self.report(TASK_INTERRUPTED, started, TaskFailed(f"stopped while running ({type(stop).__name__})"))
+
     def run(self, entry: str, equipment_id: str, deadline: float, judge: Judge, *,
             created: Callable[[str, str], None] | None = None, body: Any = None,
-            headers: dict[str, str] | None = None) -> None:
+            headers: dict[str, str] | None = None, follow: Follow | None = None) -> None:
         """One whole task under ``entry``: created with ``body`` and ``headers`` (then
-        ``created(equipment_id, task_id)``), followed until final or ``deadline`` seconds,
-        judged, reported."""
+        ``created(equipment_id, task_id)``), followed (by ``follow``, polling unless told) until
+        final or ``deadline`` seconds, judged, reported."""
         started = time.monotonic()
         created_at = time.time()
         task_id = self.create(equipment_id, body, headers)
@@ -191,10 +227,9 @@ class TaskJourney:
         if created is not None:
             created(equipment_id, task_id)
         try:
-            final = self.follow(equipment_id, task_id, started, deadline)
+            final = (follow or self.follow)(equipment_id, task_id, started, deadline)
         except BaseException as stop:  # GreenletExit when Locust stops this user mid-task
-            interrupted = TaskFailed(f"stopped while running ({type(stop).__name__})")
-            self.report(TASK_INTERRUPTED, started, interrupted)
+            self.report_interrupted(started, stop)
             raise
         if final is None:
             self.report(entry, started, TaskFailed(f"not final after {deadline:.0f}s"))

@@ -62,6 +62,22 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--weight-cancel", env_var="LOAD_WEIGHT_CANCEL", type=int, default=0,
                        help="CancellingUser weight (opt-in: cancels each of its tasks at a random "
                             "moment before, during or after its call)")
+    group.add_argument("--weight-long-poll", env_var="LOAD_WEIGHT_LONG_POLL", type=int, default=0,
+                       help="LongPollUser weight (opt-in: follows each task with ?wait= long-polls)")
+    group.add_argument("--long-poll-wait", env_var="LOAD_LONG_POLL_WAIT", type=float, default=20.0,
+                       help="the ?wait= of each long-poll in seconds (Service B caps it at "
+                            "STATUS_MAX_WAIT_SECONDS, 25)")
+    group.add_argument("--weight-webhook", env_var="LOAD_WEIGHT_WEBHOOK", type=int, default=0,
+                       help="WebhookUser weight (opt-in: creates with a callbackUrl to this process's "
+                            "receiver and waits for the signed webhook; needs the devkit on PYTHONPATH and "
+                            "the platform's WEBHOOK_* settings, see loadtest/README.md)")
+    group.add_argument("--webhook-secret", env_var="LOAD_WEBHOOK_SECRET", default=_env("WEBHOOK_SECRET", ""),
+                       help="the platform's WEBHOOK_SECRET (whsec_...), to verify each delivery "
+                            "(default: WEBHOOK_SECRET)")
+    group.add_argument("--webhook-host", env_var="LOAD_WEBHOOK_HOST", default="127.0.0.1",
+                       help="address the webhook receiver listens on and names in callbackUrl")
+    group.add_argument("--webhook-port", env_var="LOAD_WEBHOOK_PORT", type=int, default=0,
+                       help="the webhook receiver's port (default 0: a free one per Locust process)")
     group.add_argument("--weight-faults", env_var="LOAD_WEIGHT_FAULTS", type=int, default=1,
                        help="KnownFaultUser weight; 0 when neither --fail-ids nor --unknown-ids is set")
     group.add_argument("--fail-ids", env_var="LOAD_FAIL_IDS", default=_env("STUB_FAIL_IDS", ""),
@@ -113,6 +129,10 @@ class RunConfig:
     stub_url: str = "https://127.0.0.1:8080"
     schedule: Schedule = field(default_factory=list)
     idempotent_retries: int = 2
+    long_poll_wait: float = 20.0
+    webhook_secret: str = field(default="", repr=False)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 0
 
     _resolved: ClassVar[weakref.WeakKeyDictionary[Environment, RunConfig]] = weakref.WeakKeyDictionary()
 
@@ -152,4 +172,14 @@ class RunConfig:
             stub_url=options.stub_url.rstrip("/"),
             schedule=parse_schedule(options.stub_schedule),
             idempotent_retries=max(options.idempotent_retries, 0),
+            long_poll_wait=max(options.long_poll_wait, 0.0),
+            webhook_secret=options.webhook_secret,
+            webhook_host=options.webhook_host,
+            webhook_port=max(options.webhook_port, 0),
         )
+
+    @property
+    def cert_dir(self) -> str:
+        """The project's certificate folder (the CA's): the webhook receiver serves its
+        server certificate, which the platform verifies against WEBHOOK_CA_FILE."""
+        return os.path.dirname(self.ca_file) or "."

@@ -4,6 +4,7 @@ for a dozen seconds, and its CSV statistics read as the verdict."""
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from cpe_devkit.environment import platform_environment
 from cpe_devkit.stack import Stack, throwaway_stack
+from cpe_devkit.webhook_receiver import new_secret
 from tests.support.services import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -28,6 +30,10 @@ CLASSIC_SCENARIOS = ("--weight-faults", "3", "--stub-schedule", "3 failureRatio=
 # Only the opt-in scenarios of the operator additions: idempotent replays and cancellations.
 OPERATOR_SCENARIOS = ("--weight-provision", "0", "--weight-status", "0", "--weight-invalid", "0",
                       "--weight-faults", "0", "--weight-idempotent", "5", "--weight-cancel", "5")
+# Only the opt-in scenarios of completion notices: long-polls, and webhooks to Locust's receiver.
+NOTICE_SCENARIOS = ("--weight-provision", "0", "--weight-status", "0", "--weight-invalid", "0",
+                    "--weight-faults", "0", "--weight-long-poll", "5", "--weight-webhook", "5")
+WEBHOOK_SECRET = new_secret()
 
 
 @pytest.fixture
@@ -37,6 +43,8 @@ def platform(cert_dir: Path, tmp_path: Path) -> Iterator[Stack]:
         STUB_DELAY_SECONDS=str(STUB_DELAY_SECONDS), STUB_FAIL_IDS=FAILING_ID,
         STUB_UNKNOWN_IDS=UNKNOWN_ID, WORKER_METRICS_PORT="0", SERVICE_A_ATTEMPTS="2",
         SERVICE_A_BACKOFF_SECONDS="0.05", API_TOKENS=API_TOKEN,
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1", WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_SECRET=WEBHOOK_SECRET,
+        WEBHOOK_CA_FILE=str(cert_dir / "ca.pem"),
     )
     with throwaway_stack(environment, tmp_path / "logs") as stack:
         yield stack
@@ -51,11 +59,15 @@ def run_locust(stack: Stack, reports: Path, scenarios: tuple[str, ...]) -> subpr
         "--api-token", API_TOKEN,
         "--expected-seconds", str(STUB_DELAY_SECONDS), "--task-deadline", "10",
         "--fail-ids", FAILING_ID, "--unknown-ids", UNKNOWN_ID, "--service-a-attempts", "2",
+        "--webhook-secret", WEBHOOK_SECRET,
         *scenarios,
         "--csv", str(reports / "smoke"), "--html", str(reports / "smoke.html"),
     ]
+    # The webhook scenario's receiver comes from the development kit.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(REPO / "devkit"), os.environ.get("PYTHONPATH", "")]))}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=RUN_SECONDS + 60,
-                          check=False)
+                          check=False, env=environment)
 
 
 def read_stats(path: Path) -> dict[str, dict[str, str]]:
@@ -101,3 +113,14 @@ def test_the_opt_in_scenarios_replay_every_create_to_its_task_and_cancel_in_the_
     cancelled = sum(int(stats[name]["Request Count"]) for name in ("task e2e cancelled", "task e2e cancel too late")
                     if name in stats)
     assert cancelled > 0, output
+
+
+def test_the_notice_scenarios_learn_every_end_from_a_long_poll_or_a_verified_webhook(
+    platform: Stack, tmp_path: Path
+) -> None:
+    stats, output = finished_run(platform, tmp_path, NOTICE_SCENARIOS)
+    for name in ("task e2e long-poll", "GET /api/v1/equipment/cpe/[id]/task/[task]?wait=[seconds]",
+                 "task e2e webhook", "webhook delivery"):
+        assert int(stats[name]["Request Count"]) > 0, f"{name}: {output}"
+    # Each webhook's arrival, not the next poll, ends its task: well under a poll interval.
+    assert float(stats["webhook delivery"]["Median Response Time"]) < 1000, output
