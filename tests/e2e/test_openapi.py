@@ -26,8 +26,10 @@ async def test_the_openapi_document_describes_both_operations(client: Client) ->
         ("/api/v1/equipment/cpe/{equipment_id}/task/{task_id}", "get"),
         ("/api/v1/equipment/cpe/{equipment_id}/task/{task_id}", "delete"),
         ("/api/v2/tasks/{task_id}", "get"),
+        ("/api/v2/tasks/{task_id}/events", "get"),
         ("/api/v2/equipment/{equipment_id}/tasks", "get"),
     }
+    assert set(document["webhooks"]) == {"taskFinished"}
 
 
 @pytest.mark.timeout(180)

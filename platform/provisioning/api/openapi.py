@@ -188,6 +188,85 @@ def _add_cancellation_and_history(document: dict[str, Any]) -> None:
     }}
 
 
+# -- completion without polling (additions: opt-in per request) ---------------------------
+WAIT = {
+    "name": "wait", "in": "query", "required": False,
+    "description": "Long-poll (after Google's WaitOperation): answer as soon as the task is final, "
+                   "or after this many seconds with the current answer (best effort: it may come "
+                   "early). Seconds, up to 3 decimals; cut to STATUS_MAX_WAIT_SECONDS (25 by "
+                   "default). Waiters count against API_MAX_WAITERS (503 past it).",
+    "schema": {"type": "string", "pattern": r"^[0-9]{1,6}(\.[0-9]{1,3})?$"},
+}
+BAD_WAIT = answer_schema("A bad wait; the message says what a wait is", 400)
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID", "in": "header", "required": False,
+    "description": "Resume after this event (the id of the last event received)",
+    "schema": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+}
+CALLBACK_URL = {
+    "type": "string", "format": "uri", "maxLength": 2048,
+    "description": "Optional: where the final status is POSTed (a Standard Webhooks signed "
+                   "event). https only (http with WEBHOOK_ALLOW_HTTP), a host WEBHOOK_ALLOWED_HOSTS "
+                   "allows, no credentials or fragment; never a link-local address, nor a private "
+                   "one unless WEBHOOK_ALLOW_PRIVATE. Refused with 400 otherwise.",
+}
+TASK_EVENT = {
+    "type": "object", "required": ["type", "timestamp", "data"],
+    "properties": {
+        "type": {"type": "string", "enum": ["task.completed", "task.failed", "task.cancelled"]},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "data": TASK_DETAIL,
+    },
+}
+WEBHOOK_HEADERS = [
+    {"name": name, "in": "header", "required": True, "description": description,
+     "schema": {"type": "string"}}
+    for name, description in (
+        ("webhook-id", "msg_ + the task id: the same on every attempt, to deduplicate"),
+        ("webhook-timestamp", "The attempt's time, in seconds since the epoch"),
+        ("webhook-signature", "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'> with the "
+                              "first WEBHOOK_SECRET"),
+    )
+]
+
+
+def _add_completion_notices(document: dict[str, Any]) -> None:
+    """Long-poll on the classic status route, the event stream, and the webhook a create's
+    callbackUrl asks for."""
+    paths = document["paths"]
+    status = paths["/api/v1/equipment/cpe/{equipment_id}/task/{task_id}"]["get"]
+    status["parameters"].append(WAIT)
+    status["responses"]["400"] = BAD_WAIT
+    body = paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["requestBody"]
+    body["content"]["application/json"]["schema"]["properties"]["callbackUrl"] = CALLBACK_URL
+    paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]["200"]["links"][
+        "TaskEvents"] = {"operationId": "taskEvents",
+                         "parameters": {"task_id": "$response.body#/taskId"}}
+    paths["/api/v2/tasks/{task_id}/events"] = {"get": {
+        "operationId": "taskEvents",
+        "description": "The task's events as Server-Sent Events: one per change (pending, running, "
+                       "each Service A attempt, the final status) with an id; a keep-alive comment "
+                       "on a quiet stream; the stream ends after the final event.",
+        "parameters": [TASK_ID, LAST_EVENT_ID],
+        "responses": {
+            "200": {"description": "The stream (WHATWG HTML event stream)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "204": {"description": "The task is final and the client has every event: stop"},
+            "400": answer_schema("A malformed Last-Event-ID", 400),
+            "404": TASK_NOT_FOUND, "500": INTERNAL, "503": OVERLOADED,
+        },
+    }}
+    document["webhooks"] = {"taskFinished": {"post": {
+        "description": "Sent to a create's callbackUrl once the task is final, at least once (retried "
+                       "with backoff on errors, timeouts, 429 and 5xx; a 410 stops it). Verify the "
+                       "signature before trusting it.",
+        "parameters": WEBHOOK_HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": TASK_EVENT}}},
+        "responses": {"200": {"description": "Any 2xx: received"},
+                      "410": {"description": "Gone: never send this event again"}},
+    }}}
+
+
 PROVISIONING_REQUEST = {
     "type": "object",
     "required": ["timeoutInSeconds", "parameters"],
@@ -241,9 +320,12 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
                     "operationId": "taskStatus",
                     "parameters": [EQUIPMENT_ID, TASK_ID],
                     "responses": {
-                        "200": _one_of("Completed (code 200) or still running (code 204)",
+                        "200": _one_of("Completed (code 200), still running (code 204) or "
+                                       "cancelled (code 410, only after a DELETE)",
                                        answer_schema("", 200, contract.COMPLETED),
-                                       answer_schema("", 204, contract.STILL_RUNNING)),
+                                       answer_schema("", 204, contract.STILL_RUNNING),
+                                       answer_schema("", contract.CANCELLED_CODE,
+                                                     contract.CANCELLED)),
                         "404": _one_of("Equipment or task not found", EQUIPMENT_NOT_FOUND, TASK_NOT_FOUND),
                         "500": INTERNAL, "503": OVERLOADED,
                     },
@@ -252,6 +334,7 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
         },
     }
     _add_cancellation_and_history(document)
+    _add_completion_notices(document)
     if with_auth:
         document["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
         document["security"] = [{"bearer": []}]
