@@ -7,6 +7,13 @@ long queue outlives its wait. A transition runs as one Lua script: it applies on
 status ranks above the current one (pending < running < completed | failed | cancelled), so a
 late ``running`` or a duplicated result cannot overwrite a final status.
 
+Per task, ``{prefix}task:{uuid}:events`` is its event log (``task_events``): a stream of at
+most ``TASK_EVENT_LOG_LIMIT`` entries, one per change, written by the same script as the change
+(``_EMIT``), which also publishes "{task id} {type}" on ``{prefix}task-events`` for the waiters
+of Service B (``api.waiters``). A record with a ``callback_url`` gets ``webhook_queued`` once its
+webhook is on the webhooks queue (``webhooks.outbox``); until then a final transition, a stale
+one on a final task and a cancel hand the URL back to their caller.
+
 Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task TTL:
 
 - ``:tasks``, a sorted set of the device's task ids scored by creation time, written in the
