@@ -5,7 +5,8 @@ results consumer (completed, failed), ``DELETE`` (cancelled) and a worker that m
 already final or cancelled. The store says when one is due (``Transition.callback_url``: the
 task has a callbackUrl and its webhook is not marked queued), so a crash between the final
 write and the publish becomes a redelivery that queues it then. A crash between the publish
-and the mark queues it twice: same webhook id, which receivers deduplicate.
+and the mark queues it twice: same webhook id, which receivers deduplicate. A task whose create
+answered 500 (failed ``not_queued``) gets no webhook: its client never learnt its id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 from ..backoff import Backoff
 from ..collaborators import InboundDelivery, ResultPublisher
 from ..errors import DependencyUnavailable
-from ..models import TaskRecord
+from ..models import FailureReason, TaskRecord
 from .notice import WebhookNotice
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class WebhookOutbox:
         record = await self._store.get(task_id)
         if record is None or not record.status.is_final:
             return  # expired or deleted meanwhile: nothing left to tell
+        if record.failure is FailureReason.NOT_QUEUED:
+            return  # its create answered 500: its client never learnt of it
         notice = WebhookNotice.of(record, url)
         await self._broker.publish(self._queue, notice.encode(), message_id=notice.webhook_id)
         await self._store.mark_webhook_queued(task_id)
