@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
+from ..errors import SettingsError
 from ..settings import WebhookSettings
 from .callback_url import CallbackPolicy
 from .notice import WebhookNotice
@@ -120,6 +121,8 @@ def client_context(settings: WebhookSettings) -> ssl.SSLContext:
     """The system's CAs, plus ``WEBHOOK_CA_FILE`` when set; TLS 1.2 or newer."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if settings.ca_file is not None:
+        if not settings.ca_file.is_file():
+            raise SettingsError("WEBHOOK_CA_FILE", f"names {settings.ca_file}, which does not exist")
         context.load_verify_locations(cafile=str(settings.ca_file))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
 from cpe_devkit.webhook_receiver import new_secret
 from provisioning.errors import SettingsError
 from provisioning.settings import DEFAULT_WEBHOOK_RETRY_DELAYS, ApiSettings, WorkerSettings
+from provisioning.webhooks.client import client_context
 
 
 def test_webhooks_are_off_by_default_with_the_documented_schedule() -> None:
@@ -69,3 +71,10 @@ def test_the_webhooks_queue_must_differ_from_the_others() -> None:
 def test_the_attempt_timeout_is_bounded() -> None:
     with pytest.raises(SettingsError, match="WEBHOOK_TIMEOUT_SECONDS"):
         WorkerSettings.from_env({"WEBHOOK_TIMEOUT_SECONDS": "61"})
+
+
+def test_a_missing_webhook_ca_file_is_named_when_the_worker_starts_delivering(tmp_path: Path) -> None:
+    settings = WorkerSettings.from_env({"WEBHOOK_ALLOWED_HOSTS": "a.example", "WEBHOOK_SECRET": new_secret(),
+                                        "WEBHOOK_CA_FILE": str(tmp_path / "absent.pem")})
+    with pytest.raises(SettingsError, match="WEBHOOK_CA_FILE"):
+        client_context(settings.webhooks)
