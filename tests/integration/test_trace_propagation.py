@@ -26,6 +26,7 @@ from cpe_devkit.stack import Stack, running_stack
 from provisioning.api.context import ServiceContext
 from provisioning.api.results import ResultRecorder
 from provisioning.api.routes import _enqueue
+from provisioning.api.waiters import Waiters
 from provisioning.backoff import Backoff
 from provisioning.messaging import Broker
 from provisioning.models import DeviceParameters, ProvisioningRequest, TaskStatus
@@ -86,8 +87,11 @@ async def platform_in_process(
             await api_broker.wait_connected(10)
             await worker_broker.wait_connected(10)
             context = ServiceContext(api_settings)
-            context.attach(store, api_broker)
+            waiters = Waiters(api_settings.redis, store.events_channel, limit=10,
+                              metrics=api_metrics.completion)
+            context.attach(store, api_broker, waiters)
             yield context, store
+            await waiters.close()
 
 
 async def run_one_task(context: ServiceContext, store: TaskStore) -> str:
