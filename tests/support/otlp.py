@@ -55,9 +55,11 @@ async def wait_for_trace(otlp: OtlpReceiver, task_id: str, services: set[str]) -
                    and task_id in s.attributes.get("provisioning.task.id", "")]
         trace_ids = {s.trace_id for s in created}
         trace = [s for s in otlp.spans if s.trace_id in trace_ids]
-        if {s.service for s in trace} >= services and any(
-            s.name.startswith("process ") and s.service == "service-b" for s in trace
-        ):
+        # A consumer's process span ends (and is exported) after the spans inside it: wait
+        # for Service B's and, when the worker is asked for, the worker's.
+        consumers = {"service-b"} | ({"worker"} & services)
+        processed = {s.service for s in trace if s.name.startswith("process ")}
+        if {s.service for s in trace} >= services and processed >= consumers:
             return trace
         await asyncio.sleep(0.1)
     raise AssertionError(f"no complete trace for {task_id}: {[(s.service, s.name) for s in otlp.spans]}")
