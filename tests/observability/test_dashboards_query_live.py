@@ -7,6 +7,11 @@ runs with the project's own prometheus.yml and alerts.yml, only the targets rewr
 local ports. After tasks that complete, fail and hit unknown devices, and poison messages that
 get dead-lettered, each panel query must return data: a renamed metric or label, a wrong
 scrape path or a PromQL typo fails here, not in front of a user staring at "No data".
+
+The tasks are waited for the ways a client can: long-polls (one of them timing out), one
+Server-Sent Events stream, and a webhook each, delivered to the devkit's HTTPS receiver, which
+answers some of them 500 (retried), 410 (gone) or 500 until the short retry schedule is used
+up (dead-lettered), so the completion-notice panels show real traffic, not only zeros.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import Any
 import pytest
 import yaml
 
-from cpe_devkit.client import Client, client_session, request_body
+from cpe_devkit.client import STILL_RUNNING, Client, client_session, request_body, status_path
 from cpe_devkit.environment import MACHINE_REDIS_URL, platform_environment
 from cpe_devkit.probes import publish_raw
 from cpe_devkit.rabbit_node import PROMETHEUS_PLUGIN, RabbitNode, rabbitmq_scripts
 from cpe_devkit.run_data import delete_run_data
 from cpe_devkit.stack import Stack
+from cpe_devkit.webhook_receiver import ReceivedWebhook, WebhookReceiver, new_secret
+from provisioning.webhooks.notice import webhook_id
 from tests.support.services import REPO
 
 from .processes import OtlpSink, PrometheusServer, PrometheusTools, RedisExporter
@@ -51,6 +58,9 @@ GOOD_IDS = [f"OBSGOOD{i:03d}" for i in range(6)]
 FAILING_ID = "OBSFAIL001"
 UNKNOWN_ID = "OBSUNKNOWN1"
 BODY = request_body(password="obs-secret", interfaces=(1, 2))
+WEBHOOK_SECRET = new_secret()
+WEBHOOK_RETRY_SCHEDULE = "0.2,0.2"  # two quick retries: a third failed attempt dead-letters
+LONG_POLL_SECONDS = 10
 
 # Compose service -> (the base metrics port prometheus.yml uses, the variable that sets it).
 METRICS_BASES = {
@@ -154,20 +164,78 @@ def split(target: str) -> tuple[str, int]:
 # --- traffic --------------------------------------------------------------------------------
 
 
-async def run_tasks(stack: Stack, timeout: float = 30.0) -> None:
-    """Tasks that complete, fail at Service A and hit an unknown device, polled to the end;
-    plus a bad id (404 at once) and a bad body (400)."""
+# Equipment id -> how the receiver answers its task's webhook (200 past these) and the attempts
+# it then gets. The schedule allows three attempts: the third 500 dead-letters.
+WEBHOOK_SCRIPT: dict[str, tuple[tuple[int, ...], int]] = {
+    GOOD_IDS[0]: ((500,), 2),  # retried, then delivered
+    UNKNOWN_ID: ((410,), 1),  # gone: never retried
+    FAILING_ID: ((500, 500, 500), 3),  # past the schedule: dead-lettered
+}
+
+
+async def run_tasks(stack: Stack, hooks: WebhookReceiver, timeout: float = 30.0) -> None:
+    """Tasks that complete, fail at Service A and hit an unknown device, each with a webhook,
+    long-polled to the end (one also followed by an event stream, one long-poll left to time
+    out); plus a bad id (404 at once) and a bad body (400). Returns once every webhook has had
+    its last attempt."""
     async with client_session(stack.ca_file) as session:
         client = Client(session, stack.api_url)
         tasks = []
         for equipment_id in [*GOOD_IDS, FAILING_ID, UNKNOWN_ID]:
-            status, answer = await client.create(equipment_id, BODY)
+            status, answer = await client.create(equipment_id, {**BODY, "callbackUrl": hooks.url})
             assert status == 200, f"creating a task for {equipment_id}: {status} {answer}"
-            tasks.append((equipment_id, answer["taskId"]))
+            task_id = answer["taskId"]
+            # The stub takes 0.5 s: the answers are scripted long before the webhook is sent.
+            hooks.answer(*WEBHOOK_SCRIPT.get(equipment_id, ((), 1))[0], webhook_id=webhook_id(task_id))
+            tasks.append((equipment_id, task_id))
+        # The task created last is still with the stub: a 50 ms wait runs out.
+        _, answer = await long_poll(client, *tasks[-1], wait=0.05)
+        assert answer.get("code") == STILL_RUNNING, f"a 50 ms long-poll outlived its task: {answer}"
         assert (await client.create("x", BODY))[0] == 404
         assert (await client.create(GOOD_IDS[0], raw=b"{not json"))[0] == 400
-        for equipment_id, task_id in tasks:
-            await client.final_status(equipment_id, task_id, timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(
+                event_stream(client, tasks[len(GOOD_IDS) - 1][1]),
+                *(long_poll_to_the_end(client, equipment_id, task_id) for equipment_id, task_id in tasks),
+            )
+        await asyncio.gather(*(last_attempt(hooks, equipment_id, task_id, timeout)
+                               for equipment_id, task_id in tasks))
+
+
+async def long_poll(client: Client, equipment_id: str, task_id: str, wait: float
+                    ) -> tuple[int, dict[str, Any]]:
+    url = f"{client.base}{status_path(equipment_id, task_id)}"
+    async with client.session.get(url, params={"wait": str(wait)}) as response:
+        return response.status, await response.json()
+
+
+async def long_poll_to_the_end(client: Client, equipment_id: str, task_id: str) -> None:
+    """Long-poll until the task is final (a wait may end early: then ask again)."""
+    while True:
+        _, answer = await long_poll(client, equipment_id, task_id, LONG_POLL_SECONDS)
+        if answer.get("code") != STILL_RUNNING:
+            return
+
+
+async def event_stream(client: Client, task_id: str) -> None:
+    """Read a completing task's event stream to its end (it closes after the final event)."""
+    url = f"{client.base}/api/v2/tasks/{task_id}/events"
+    async with client.session.get(url, headers={"Accept": "text/event-stream"}) as response:
+        assert response.status == 200, await response.text()
+        body = await response.text()
+    assert "event: completed" in body, f"the stream ended before the final event: {body!r}"
+
+
+async def last_attempt(hooks: WebhookReceiver, equipment_id: str, task_id: str, timeout: float
+                       ) -> ReceivedWebhook:
+    """The last call the task's webhook gets: its delivery, or the failure that ends it."""
+    attempts = WEBHOOK_SCRIPT.get(equipment_id, ((), 1))[1]
+    expected = webhook_id(task_id)
+
+    def is_last(call: ReceivedWebhook) -> bool:
+        return call.webhook_id == expected and call.attempt == attempts
+
+    return await asyncio.to_thread(hooks.wait_for, is_last, timeout)
 
 
 async def publish_poison(amqp_url: str, queues: list[str]) -> None:
@@ -200,13 +268,18 @@ def prometheus(
         cleanup.callback(exporter.stop)
 
         sink = OtlpSink()
+        hooks = WebhookReceiver(cert_dir, WEBHOOK_SECRET)
+        hooks.start()
+        cleanup.callback(hooks.stop)
         environment = platform_environment(
             cert_dir, tag="obs", work_dir=work, worker_processes=WORKER_PROCESSES,
             inherit={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
             AMQP_URL=rabbit.amqp_url, STUB_DELAY_SECONDS="0.5", STUB_FAIL_IDS=FAILING_ID,
             STUB_UNKNOWN_IDS=UNKNOWN_ID, SERVICE_A_ATTEMPTS="2", SERVICE_A_BACKOFF_SECONDS="0.05",
             METRICS_HOST="127.0.0.1", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink.port}",
-            OTEL_BSP_SCHEDULE_DELAY="500",
+            OTEL_BSP_SCHEDULE_DELAY="500", WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+            WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_SECRET=WEBHOOK_SECRET,
+            WEBHOOK_CA_FILE=str(cert_dir / "ca.pem"), WEBHOOK_RETRY_SCHEDULE=WEBHOOK_RETRY_SCHEDULE,
         )
         bases = {service: int(environment[variable]) for service, (_, variable) in METRICS_BASES.items()}
         server = PrometheusServer(prometheus_binary, work)
@@ -227,7 +300,7 @@ def prometheus(
         cleanup.callback(stack.stop)
         stack.wait_ready(timeout=60)
 
-        asyncio.run(run_tasks(stack))
+        asyncio.run(run_tasks(stack, hooks))
         asyncio.run(publish_poison(rabbit.amqp_url,
                                    [environment["TASKS_QUEUE"], environment["RESULTS_QUEUE"]]))
         wait_for_scrapes_after(server, time.time() + 0.5, scrapes=3)
@@ -265,6 +338,35 @@ def test_dashboard_panel_query_returns_data(prometheus: PrometheusServer, query:
     assert "$" not in promql, f"a Grafana variable this test does not know: {promql}"
     result = prometheus.query(promql)
     assert result, f"no data for {promql}"
+
+
+# What the traffic left in the completion-notice series: each expression has data only when
+# it holds, so the new panels are shown drawing real events, not only the series at zero.
+TASKS = len(GOOD_IDS) + 2
+DELIVERED = len(GOOD_IDS)
+RETRIED = sum(attempts - 1 for _, attempts in WEBHOOK_SCRIPT.values())
+COMPLETION_TRAFFIC = {
+    "long-polls answered final": f'sum(provisioning_api_long_poll_answers_total{{outcome="final"}}) >= {TASKS}',
+    "a long-poll timed out": 'sum(provisioning_api_long_poll_answers_total{outcome="timeout"}) >= 1',
+    "every Service B process subscribed": "min(provisioning_api_event_subscription_up) == 1",
+    "task event notices received": f"min(provisioning_api_event_notices_total) >= {TASKS}",
+    "an event stream answered": 'sum(http_server_requests_total{route=~".+/events", status="200"}) >= 1',
+    "webhooks queued": f"sum(provisioning_api_webhooks_queued_total) >= {TASKS}",
+    "webhooks delivered": f'sum(provisioning_webhook_deliveries_total{{outcome="delivered"}}) >= {DELIVERED}',
+    "webhooks retried": f'sum(provisioning_webhook_deliveries_total{{outcome="retried"}}) >= {RETRIED}',
+    "a webhook gone": 'sum(provisioning_webhook_deliveries_total{outcome="gone"}) >= 1',
+    "a webhook dead-lettered":
+        'sum(provisioning_webhooks_dead_lettered_total{reason="schedule_exhausted"}) >= 1',
+    "attempts answered 5xx": 'sum(provisioning_webhook_attempts_total{result="5xx"}) >= 3',
+    "delivery latencies observed":
+        f"sum(provisioning_webhook_delivery_latency_seconds_count) >= {DELIVERED}",
+}
+
+
+@pytest.mark.parametrize("expression", COMPLETION_TRAFFIC.values(), ids=COMPLETION_TRAFFIC.keys())
+def test_completion_notice_traffic_shows_in_its_series(prometheus: PrometheusServer,
+                                                       expression: str) -> None:
+    assert prometheus.query(expression), f"not true on the scraped series: {expression}"
 
 
 @pytest.mark.parametrize("metric", exemplar_metrics())
