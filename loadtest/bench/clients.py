@@ -27,6 +27,8 @@ PROGRESS_EVERY_SECONDS = 5.0
 # Waiters' connections: a long-poll answers within its ?wait=, a stream sends a keep-alive
 # comment every SSE_KEEPALIVE_SECONDS (15 s); a read silent for longer is a dead connection.
 WAITER_READ_TIMEOUT_SECONDS = 90
+WARM_CONCURRENCY = 64  # handshakes at a time while opening the waiters' connections
+HELD_KINDS = frozenset({JobKind.LONG_POLL, JobKind.SSE})  # a connection per waiting task
 
 
 def run_clients(jobs: Sequence[ClientJob], progress: Callable[[], None] | None = None,
@@ -59,13 +61,13 @@ async def _client(job: ClientJob) -> ClientResult:
     timeout = aiohttp.ClientTimeout(total=60)
     result = ClientResult()
     headers = {"Authorization": f"Bearer {job.token}"} if job.token else {}
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
-        # Open the keep-alive connections before the clock starts.
-        async def warm() -> None:
-            async with session.get(f"{job.base_url}/health") as response:
-                await response.read()
-
-        await asyncio.gather(*(warm() for _ in range(job.concurrency)), return_exceptions=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session, \
+            _held_session(job, headers) as held:
+        # Open the keep-alive connections before the clock starts: the creates', and one per
+        # task for the waiters that hold one.
+        await _warm(session, job.base_url, job.concurrency, job.concurrency)
+        if job.kind in HELD_KINDS:
+            await _warm(held, job.base_url, job.count, WARM_CONCURRENCY)
         await asyncio.sleep(max(job.start_at - time.time(), 0))
         started_cpu = time.process_time()
         if job.kind in (JobKind.CREATE, JobKind.STATUS):
@@ -73,11 +75,40 @@ async def _client(job: ClientJob) -> ClientResult:
         elif job.kind is JobKind.SUBMIT:
             await _submit(session, job, result)
         elif job.waits:
-            await _submit_and_wait(session, job, result)
+            await _submit_and_wait(session, held, job, result)
         else:
             await _open_loop(session, job, result)
         result.cpu_seconds = time.process_time() - started_cpu
     return result
+
+
+def _held_session(job: ClientJob, headers: dict[str, str]) -> aiohttp.ClientSession:
+    """The waiters' session: a connection each (no limit), kept alive, and no overall timeout
+    (a long-poll or a stream is meant to last)."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WAITER_READ_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=job.ca_file), limit=0,
+                                     keepalive_timeout=120)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
+
+
+async def _warm(session: aiohttp.ClientSession, base_url: str, connections: int, concurrency: int) -> None:
+    """Open ``connections`` keep-alive connections (``concurrency`` handshakes at a time, so
+    that Service B's listen backlog does not overflow), all held until every one is open."""
+    gate = asyncio.Semaphore(concurrency)
+    opened = asyncio.Event()
+    count = 0
+
+    async def one() -> None:
+        nonlocal count
+        async with gate:
+            response = await session.get(f"{base_url}/health")
+        count += 1
+        if count >= connections:
+            opened.set()
+        await opened.wait()  # unread, so held: the next one opens a connection of its own
+        await response.read()  # then back to the pool, for a waiter
+
+    await asyncio.gather(*(one() for _ in range(connections)), return_exceptions=True)
 
 
 def _body(job: ClientJob) -> bytes:
@@ -153,52 +184,48 @@ async def _submit(session: aiohttp.ClientSession, job: ClientJob, result: Client
     result.last = time.time()
 
 
-async def _submit_and_wait(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
+async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientSession, job: ClientJob,
+                           result: ClientResult) -> None:
     """``_submit``, each created task then followed by a waiter of its own; ``last`` is when
-    the last create was answered. Long-polls and streams hold a connection each (a pool of
-    their own, unbounded); polls share the creates' keep-alive pool, the cheapest polling
+    the last create was answered. Long-polls and streams hold a connection each (``held``,
+    opened before the clock); polls share the creates' keep-alive pool, the cheapest polling
     there is for Service B (no idle connections, no handshakes)."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WAITER_READ_TIMEOUT_SECONDS)
-    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=job.ca_file), limit=0,
-                                     keepalive_timeout=120)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers=dict(session.headers)) as held:
-        waiting: set[asyncio.Task[None]] = set()
+    waiting: set[asyncio.Task[None]] = set()
 
-        async def wait(equipment_id: str, task_id: str) -> None:
-            notice = await _wait(session if job.kind is JobKind.POLL else held, job, equipment_id, task_id,
-                                 result)
-            if notice is not None:
-                result.notices[task_id] = notice
+    async def wait(equipment_id: str, task_id: str) -> None:
+        notice = await _wait(session if job.kind is JobKind.POLL else held, job, equipment_id, task_id,
+                             time.time() + job.notice_seconds, result)
+        if notice is not None:
+            result.notices[task_id] = notice
 
-        counter = iter(range(job.count))
+    counter = iter(range(job.count))
 
-        async def loop() -> None:
-            for index in counter:
-                if (created := await _create(session, job, index, result)) is not None:
-                    waiter = asyncio.create_task(wait(*created))
-                    waiting.add(waiter)
-                    waiter.add_done_callback(waiting.discard)
+    async def loop() -> None:
+        for index in counter:
+            if (created := await _create(session, job, index, result)) is not None:
+                waiter = asyncio.create_task(wait(*created))
+                waiting.add(waiter)
+                waiter.add_done_callback(waiting.discard)
 
-        reporter = asyncio.create_task(_report_progress(job, result))
-        result.first = time.time()
-        await asyncio.gather(*(loop() for _ in range(job.concurrency)))
-        result.last = time.time()
-        if waiting:
-            await asyncio.wait(set(waiting))
-        reporter.cancel()
-        write_progress(job.progress_file, result)
+    reporter = asyncio.create_task(_report_progress(job, result))
+    result.first = time.time()
+    await asyncio.gather(*(loop() for _ in range(job.concurrency)))
+    result.last = time.time()
+    if waiting:
+        await asyncio.wait(set(waiting))
+    reporter.cancel()
+    write_progress(job.progress_file, result)
 
 
 async def _wait(session: aiohttp.ClientSession, job: ClientJob, equipment_id: str, task_id: str,
-                result: ClientResult) -> waiters.Notice | None:
+                deadline_at: float, result: ClientResult) -> waiters.Notice | None:
     if job.kind is JobKind.POLL:
         return await waiters.poll(session, job.base_url, equipment_id, task_id, interval=job.wait_seconds,
-                                  deadline_at=job.deadline_at, errors=result.wait_errors)
+                                  deadline_at=deadline_at, errors=result.wait_errors)
     if job.kind is JobKind.LONG_POLL:
         return await waiters.long_poll(session, job.base_url, equipment_id, task_id, wait=job.wait_seconds,
-                                       deadline_at=job.deadline_at, errors=result.wait_errors)
-    return await waiters.sse(session, job.base_url, task_id, deadline_at=job.deadline_at,
+                                       deadline_at=deadline_at, errors=result.wait_errors)
+    return await waiters.sse(session, job.base_url, task_id, deadline_at=deadline_at,
                              errors=result.wait_errors)
 
 

@@ -16,7 +16,7 @@ class JobKind(StrEnum):
     SUBMIT = "submit"  # ``count`` creates, as fast as the API takes them
     RATE = "rate"  # open loop: ``rate`` creates per second for ``duration``
     # ``count`` creates, each then followed by a waiting client of its own until its final
-    # status arrives or ``deadline_at`` passes (``waiters``):
+    # status arrives or ``notice_seconds`` after its create passed (``waiters``):
     POLL = "poll"  # a status read every ``wait_seconds``, over a shared keep-alive pool
     LONG_POLL = "long-poll"  # ``?wait=<wait_seconds>`` again and again, one connection each
     SSE = "sse"  # the task's event stream, one connection each
@@ -37,7 +37,7 @@ class ClientJob:
     token: str = ""  # Service B's bearer token, when API_TOKENS is set
     callback_url: str = ""  # SUBMIT: each create names it as its ``callbackUrl``
     wait_seconds: float = 0.0  # POLL: the interval; LONG_POLL: the ``?wait=``
-    deadline_at: float = 0.0  # waiters: wall clock after which a task's notice is lost
+    notice_seconds: float = 0.0  # waiters: a task's notice later than this after its create is lost
     progress_file: str = ""  # waiters: where the client writes its counts now and then
 
     @property
@@ -81,10 +81,10 @@ class Target:
 def plan_jobs(target: Target, kind: JobKind, clients: int, concurrency: int, *, count: int = 0,
               rate: float = 0.0, duration: float = 0.0, tasks: tuple[tuple[str, str], ...] = (),
               now: float | None = None, callback_url: str = "", wait_seconds: float = 0.0,
-              deadline_after: float = 0.0, progress_dir: str = "") -> list[ClientJob]:
+              notice_seconds: float = 0.0, progress_dir: str = "") -> list[ClientJob]:
     """One job per client process, the concurrency, count and rate shared between them. They
     start together a little later, once every client has opened its connections; waiters give
-    up ``deadline_after`` seconds after the start, and write their progress in ``progress_dir``."""
+    up ``notice_seconds`` after their task's create, and write their progress in ``progress_dir``."""
     start_at = (time.time() if now is None else now) + 2.0 + concurrency / 200
     shares = split(concurrency, clients)
     counts = split(count, clients)
@@ -94,7 +94,7 @@ def plan_jobs(target: Target, kind: JobKind, clients: int, concurrency: int, *, 
                   concurrency=max(shares[index], 1), start_at=start_at, count=counts[index],
                   tag=f"{run}c{index}", token=target.token, rate=rate / clients, duration=duration,
                   tasks=tasks, callback_url=callback_url, wait_seconds=wait_seconds,
-                  deadline_at=start_at + deadline_after if deadline_after else 0.0,
+                  notice_seconds=notice_seconds,
                   progress_file=f"{progress_dir}/{run}c{index}.json" if progress_dir else "")
         for index in range(clients)
     ]

@@ -10,7 +10,8 @@ platform of its own gets N tasks as fast as the API takes them (stub delay
 
 A row per run: Service B (and worker pool) CPU ms per task over the whole run (creates
 included, the same for every mode), completion-notice latency, Service B memory per waiting
-client, tasks lost, and the issue's targets (``notice_figures.targets``).
+client (its RSS growth over the most clients that waited at once, as the progress lines saw
+them every 10 s), tasks lost, and the issue's targets (``notice_figures.targets``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .outcomes import read_finished
 from .profiling import Profiler
 from .progress import read_progress
 from .sampling import OTHERS, ProcessSampler, Snapshot, cpu_between
+from .waiters import REQUESTS
 
 SETTLE_BEFORE_LOAD_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 10.0
@@ -77,6 +79,7 @@ class NoticeRun:
         self.tag = f"notice-{mode}-{held}"
         self.progress_dir = work_dir / "progress" / self.tag
         self.progress_dir.mkdir(parents=True, exist_ok=True)
+        self.peak_waiting = 0  # created but not yet told, at most, as the progress lines saw it
 
     def run(self) -> dict[str, Any]:
         secret = new_secret()
@@ -93,7 +96,9 @@ class NoticeRun:
                 self.profiler.start_later(jobs[0].start_at - time.time(), self.tag, sampler)
                 results = run_clients(jobs, self._progress(sampler, receiver), every=PROGRESS_EVERY_SECONDS)
                 created = [task_id for result in results for _, task_id in result.tasks]
-                notices, deliveries = self._notices(results, receiver, created, jobs[0].deadline_at)
+                last_create = max((result.last for result in results), default=time.time())
+                notices, deliveries = self._notices(results, receiver, created,
+                                                    last_create + jobs[0].notice_seconds)
                 after = sampler.snapshot()
             finally:
                 sampler.stop()
@@ -109,7 +114,7 @@ class NoticeRun:
         return plan_jobs(target(stack), MODE_JOBS[mode], client_processes(mode, self.held, options.clients),
                          options.submit_concurrency, count=self.held,
                          callback_url=receiver.url if mode is NoticeMode.WEBHOOK else "",
-                         wait_seconds=wait_seconds, deadline_after=options.notice_delay + options.settle,
+                         wait_seconds=wait_seconds, notice_seconds=options.notice_delay + options.settle,
                          progress_dir=str(self.progress_dir))
 
     def _progress(self, sampler: ProcessSampler, receiver: WebhookReceiver) -> Callable[[], None]:
@@ -119,17 +124,20 @@ class NoticeRun:
             counts = read_progress(self.progress_dir)
             if self.mode is NoticeMode.WEBHOOK:
                 counts["noticed"] = len({call.webhook_id for call in receiver.received if call.verified})
+            self.peak_waiting = max(self.peak_waiting, counts["created"] - counts["noticed"])
             processes = sampler.peaks(("api",))
             files = max((process["peak_open_files"] for process in processes.values()), default=0)
             print(f"  {self.tag} +{time.monotonic() - started:.0f}s: created {counts['created']} "
-                  f"noticed {counts['noticed']} wait errors {counts['wait_errors']}; "
+                  f"noticed {counts['noticed']}, waiters' requests {counts['wait_requests']} "
+                  f"errors {counts['wait_errors']}; "
                   f"Service B peak open files {files}", flush=True)
 
         return report
 
     def _notices(self, results: list[ClientResult], receiver: WebhookReceiver, created: list[str],
                  deadline_at: float) -> tuple[dict[str, tuple[float, str]], dict[str, int]]:
-        """Task id -> (when its final status arrived, the status), and the receiver's tally."""
+        """Task id -> (when its final status arrived, the status), and the receiver's tally;
+        webhooks are waited for until ``deadline_at`` (the last create's notice deadline)."""
         if self.mode is not NoticeMode.WEBHOOK:
             return {task_id: notice for result in results for task_id, notice in result.notices.items()}, {}
         waiting, last_print = set(created), time.monotonic()
@@ -140,6 +148,7 @@ class NoticeRun:
             if time.monotonic() - last_print > PROGRESS_EVERY_SECONDS:
                 print(f"  {self.tag}: {len(created) - len(waiting)} of {len(created)} webhooks received",
                       flush=True)
+                self.peak_waiting = max(self.peak_waiting, len(waiting))
                 last_print = time.monotonic()
             time.sleep(0.5)
         notices: dict[str, tuple[float, str]] = {}
@@ -166,6 +175,7 @@ class NoticeRun:
         wait_errors: Counter[str] = Counter()
         for result in results:
             wait_errors.update(result.wait_errors)
+        wait_requests = wait_errors.pop(REQUESTS, 0)
         waiters = len(created) if self.mode in HELD_CONNECTION_MODES else 0
         api_processes = sampler.peaks(("api",))
         outcome = notice_outcome(created, notices, finished)
@@ -174,13 +184,15 @@ class NoticeRun:
             "delay_seconds": self.options.notice_delay,
             "clients": len(results), "submit": latency_figures(results), "outcome": outcome,
             "wait_errors": dict(wait_errors), "deliveries": deliveries,
+            "wait_requests_per_task": round(wait_requests / len(created), 1) if created else None,
             "api_cpu_ms_per_task": per_task_ms(cpu, "api", len(created)),
             "worker_cpu_ms_per_task": per_task_ms(cpu, "worker", len(created)),
             "cpu_seconds": {group: round(value, 1) for group, value in sorted(cpu.items())},
             "window_seconds": round(after.at - before.at, 1),
             "others_cpu_seconds": round(cpu.get(OTHERS, 0.0), 1),
             "api_rss_mib": [mib(value) for value in rss.get("api", (0, 0))],
-            "api_kib_per_waiting_client": kib_per_waiter(rss.get("api"), len(created)),
+            "peak_waiting": self.peak_waiting,
+            "api_kib_per_waiting_client": kib_per_waiter(rss.get("api"), self.peak_waiting or len(created)),
             "api_peak_open_files": max((p["peak_open_files"] for p in api_processes.values()), default=0),
             "held_connections": waiters,
             "profiles": profiles,

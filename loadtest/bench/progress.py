@@ -9,14 +9,16 @@ from collections import Counter
 from pathlib import Path
 
 from .jobs import ClientResult
+from .waiters import REQUESTS
 
 
 def write_progress(path: str, result: ClientResult) -> None:
     """This client's counts so far, replacing the last ones at once (nothing when no path)."""
     if not path:
         return
-    counts = {"created": len(result.tasks), "noticed": len(result.notices),
-              "wait_errors": sum(result.wait_errors.values())}
+    requests = result.wait_errors[REQUESTS]
+    counts = {"created": len(result.tasks), "noticed": len(result.notices), "wait_requests": requests,
+              "wait_errors": sum(result.wait_errors.values()) - requests}
     partial = f"{path}.partial"
     Path(partial).write_text(json.dumps(counts))
     os.replace(partial, path)

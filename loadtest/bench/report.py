@@ -127,11 +127,12 @@ def _notice_section(rows: list[dict[str, Any]]) -> list[str]:
              "Notice latency: when the final status reached the client (webhooks: the receiver) minus the "
              "record's finishedAt. CPU per task: the whole run (the create included) over the tasks created.",
              "",
-             "| run | created | lost | notice p50 / p99 / max ms | Service B CPU ms/task "
-             "| worker CPU ms/task "
-             "| Service B KiB per waiting client | Service B peak open files | errors while waiting "
+             "| run | created | lost | notice p50 / p99 / max ms | waiters' requests/task "
+             "| Service B CPU ms/task | worker CPU ms/task "
+             "| peak waiting | Service B KiB per waiting client | Service B peak open files "
+             "| errors while waiting "
              "| others CPU s of window | targets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         outcome = row["outcome"]
         errors = {**row["wait_errors"], **row["submit"]["errors"]}
@@ -141,7 +142,8 @@ def _notice_section(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {row['tag']} | {outcome['created']} | {outcome['lost']} "
             f"| {outcome['notice_p50_ms']} / {outcome['notice_p99_ms']} / {outcome['notice_max_ms']} "
-            f"| {row['api_cpu_ms_per_task']} | {row['worker_cpu_ms_per_task']} "
+            f"| {row.get('wait_requests_per_task')} | {row['api_cpu_ms_per_task']} "
+            f"| {row['worker_cpu_ms_per_task']} | {row.get('peak_waiting')} "
             f"| {row['api_kib_per_waiting_client']} | {row['api_peak_open_files']} | {errors or '-'} "
             f"| {row['others_cpu_seconds']} of {row['window_seconds']} s "
             f"| {notice_targets_cell(row, rows)} |")

@@ -6,8 +6,10 @@
                ``Last-Event-ID`` when the stream ends before the final event
 
 Each returns the final status it learnt (the classic message, or the SSE event's name) and the
-wall clock when it arrived, or None when the deadline passed first. A failed request is
-counted in ``errors`` and retried after a pause, never raised: the figures say what happened.
+wall clock when it arrived, or None when the deadline passed first. Every request is counted in
+``errors`` under "requests"; a failed one also under its status or exception name (a request
+timed out by the client's own session is a ``TimeoutError``, one cut by the deadline is not),
+and is retried after a pause, never raised: the figures say what happened.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cpe_devkit.client import status_path
 STILL_RUNNING_CODE = 204
 FINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
 RETRY_PAUSE_SECONDS = 1.0  # after a failed request, so that an overloaded API is not hammered
+REQUESTS = "requests"  # the key under which ``errors`` counts every request made
 Notice = tuple[float, str]  # (wall clock when the final status arrived, the status)
 
 
@@ -107,25 +110,31 @@ async def long_poll(session: aiohttp.ClientSession, base_url: str, equipment_id:
                     wait: float, deadline_at: float, errors: Counter[str]) -> Notice | None:
     url = f"{base_url}{status_path(equipment_id, task_id)}?wait={round(wait, 3):g}"  # at most three decimals
     while time.time() < deadline_at:
-        failures = sum(errors.values())
+        failures = _failures(errors)
         notice = await _read_final(session, url, errors, time_left=deadline_at - time.time())
         if notice is not None:
             return notice
-        if sum(errors.values()) > failures:
+        if _failures(errors) > failures:
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
     return None
 
 
+def _failures(errors: Counter[str]) -> int:
+    return sum(errors.values()) - errors[REQUESTS]
+
+
 async def _read_final(session: aiohttp.ClientSession, url: str, errors: Counter[str], *,
                       time_left: float) -> Notice | None:
+    errors[REQUESTS] += 1
+    deadline = asyncio.timeout(max(time_left, 0.001))
     try:
-        async with asyncio.timeout(max(time_left, 0.001)):
+        async with deadline:
             async with session.get(url) as response:
                 body = await response.read()
                 status = response.status
-    except TimeoutError:
-        return None
     except Exception as error:  # a client-side failure is a figure, not a crash
+        if deadline.expired():
+            return None  # the deadline's, not a failure of the request
         errors[type(error).__name__] += 1
         return None
     message = final_message(status, body)
@@ -144,8 +153,10 @@ async def sse(session: aiohttp.ClientSession, base_url: str, task_id: str, *, de
         headers = {"Accept": "text/event-stream"}
         if parser.last_event_id is not None:
             headers["Last-Event-ID"] = parser.last_event_id
+        errors[REQUESTS] += 1
+        deadline = asyncio.timeout(deadline_at - time.time())
         try:
-            async with asyncio.timeout(deadline_at - time.time()):
+            async with deadline:
                 async with session.get(url, headers=headers) as response:
                     if response.status != 200:
                         errors[str(response.status)] += 1
@@ -155,9 +166,9 @@ async def sse(session: aiohttp.ClientSession, base_url: str, task_id: str, *, de
                             if event.event in FINAL_EVENTS:
                                 return time.time(), event.event
                         errors["stream ended early"] += 1
-        except TimeoutError:
-            return None
         except Exception as error:
+            if deadline.expired():
+                return None
             errors[type(error).__name__] += 1
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
     return None

@@ -27,11 +27,10 @@ def test_a_rate_is_shared_and_every_client_keeps_at_least_one_connection() -> No
     assert [(job.rate, job.concurrency, job.duration) for job in jobs] == [(25.0, 1, 10.0), (25.0, 1, 10.0)]
 
 
-def test_waiting_clients_share_one_deadline_and_write_their_progress_to_files_of_their_own() -> None:
+def test_waiting_clients_share_one_notice_deadline_and_write_their_progress_to_files_of_their_own() -> None:
     jobs = plan_jobs(Target("u", "c"), JobKind.LONG_POLL, 2, concurrency=128, count=2000, now=1000.0,
-                     wait_seconds=25.0, deadline_after=150.0, progress_dir="/reports/progress")
-    start_at = 1000.0 + 2.0 + 128 / 200
-    assert {(job.deadline_at, job.wait_seconds) for job in jobs} == {(start_at + 150.0, 25.0)}
+                     wait_seconds=25.0, notice_seconds=150.0, progress_dir="/reports/progress")
+    assert {(job.notice_seconds, job.wait_seconds) for job in jobs} == {(150.0, 25.0)}
     assert [job.progress_file for job in jobs] == [f"/reports/progress/{job.tag}.json" for job in jobs]
     assert all(job.waits for job in jobs)
 
@@ -40,4 +39,4 @@ def test_plain_submissions_do_not_wait_and_may_name_a_callback_url() -> None:
     [job] = plan_jobs(Target("u", "c"), JobKind.SUBMIT, 1, concurrency=8, count=10,
                       callback_url="https://127.0.0.1:9/webhooks")
     assert not job.waits
-    assert (job.callback_url, job.deadline_at, job.progress_file) == ("https://127.0.0.1:9/webhooks", 0.0, "")
+    assert (job.callback_url, job.notice_seconds, job.progress_file) == ("https://127.0.0.1:9/webhooks", 0.0, "")

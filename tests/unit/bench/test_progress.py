@@ -12,11 +12,11 @@ from bench.progress import read_progress, write_progress
 
 def test_the_counts_of_every_client_are_summed(tmp_path: Path) -> None:
     first = ClientResult(tasks=[("E1", "t1"), ("E2", "t2")], notices={"t1": (1.0, "Completed")},
-                         wait_errors=Counter({"503": 2}))
+                         wait_errors=Counter({"503": 2, "requests": 7}))
     second = ClientResult(tasks=[("E3", "t3")])
     write_progress(str(tmp_path / "c0.json"), first)
     write_progress(str(tmp_path / "c1.json"), second)
-    assert read_progress(tmp_path) == Counter({"created": 3, "noticed": 1, "wait_errors": 2})
+    assert read_progress(tmp_path) == Counter({"created": 3, "noticed": 1, "wait_requests": 7, "wait_errors": 2})
 
 
 def test_a_later_write_replaces_the_earlier_counts(tmp_path: Path) -> None:

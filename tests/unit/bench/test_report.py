@@ -131,7 +131,8 @@ def notice_row(mode: str, cpu: float, p99: float, **extra: Any) -> dict[str, Any
         "submit": {"errors": {}},
         "outcome": {"created": 200, "lost": 0, "notice_p50_ms": 12.0, "notice_p99_ms": p99,
                     "notice_max_ms": 80.0},
-        "wait_errors": {}, "deliveries": {}, "api_cpu_ms_per_task": cpu, "worker_cpu_ms_per_task": 5.2,
+        "wait_errors": {}, "deliveries": {}, "wait_requests_per_task": 31.0, "api_cpu_ms_per_task": cpu,
+        "peak_waiting": 190, "worker_cpu_ms_per_task": 5.2,
         "api_kib_per_waiting_client": 48.0, "api_peak_open_files": 409, "others_cpu_seconds": 2.9,
         "window_seconds": 37.2, **extra,
     }
@@ -144,7 +145,7 @@ def test_a_notice_run_is_one_row_with_latency_cost_memory_and_the_targets_it_mee
     text = render(report)
     assert "### Completion notices (N tasks held, stub delay 30 s): polling, long-poll, SSE, webhooks" in text
     [poll] = lines_starting(text, "| notice-poll-200 |")
-    assert poll == ("| notice-poll-200 | 200 | 0 | 12.0 / 990.0 / 80.0 | 12.0 | 5.2 | 48.0 | 409 | - "
+    assert poll == ("| notice-poll-200 | 200 | 0 | 12.0 / 990.0 / 80.0 | 31.0 | 12.0 | 5.2 | 190 | 48.0 | 409 | - "
                     "| 2.9 of 37.2 s | 0 lost: yes |")
     [long_poll] = lines_starting(text, "| notice-long-poll-200 |")
     assert long_poll.endswith("| CPU <= 0.5 x poll: yes; p99 < 100 ms: yes; 0 lost: yes |")
