@@ -5,7 +5,7 @@ TASK_KEY = "task:"
 EQUIPMENT_KEY = "equipment:"  # per-device index and state (history, the unfinished task)
 IDEMPOTENCY_KEY = "idempotency:"
 LEASE_KEY = "lease:"  # per-device lease held while a worker calls Service A
-EVENTS_SUFFIX = ":events"  # {prefix}task:{uuid}:events, the task's event log (a stream)
+EVENTS_KEY = "events:"  # {prefix}events:{uuid}, a task's event log (a stream)
 EVENTS_CHANNEL = "task-events"  # {prefix}task-events: pub/sub, "{task id} {event type}"
 
 DEFAULT_TASKS_QUEUE = "tasks_queue"

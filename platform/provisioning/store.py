@@ -7,7 +7,7 @@ long queue outlives its wait. A transition runs as one Lua script: it applies on
 status ranks above the current one (pending < running < completed | failed | cancelled), so a
 late ``running`` or a duplicated result cannot overwrite a final status.
 
-Per task, ``{prefix}task:{uuid}:events`` is its event log (``task_events``): a stream of at
+Per task, ``{prefix}events:{uuid}`` is its event log (``task_events``): a stream of at
 most ``TASK_EVENT_LOG_LIMIT`` entries, one per change, written by the same script as the change
 (``_EMIT``), which also publishes "{task id} {type}" on ``{prefix}task-events`` for the waiters
 of Service B (``api.waiters``). A record with a ``callback_url`` gets ``webhook_queued`` once its
@@ -440,7 +440,7 @@ class TaskStore:
 
     def events_key(self, task_id: str) -> str:
         """The task's event log: a stream of its transitions and Service A attempts."""
-        return f"{self.key(task_id)}{names.EVENTS_SUFFIX}"
+        return f"{self._settings.key_prefix}{names.EVENTS_KEY}{task_id}"
 
     @property
     def events_channel(self) -> str:
