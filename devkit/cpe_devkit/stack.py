@@ -10,16 +10,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from subprocess import Popen
 
 from equipment_stub.settings import StubSettings
 from provisioning.certs import ensure_certificates
-from provisioning.settings import ApiSettings
+from provisioning.settings import ApiSettings, WorkerSettings
 
+from .probes import sample_total, scrape
 from .processes import Background
 from .run_data import delete_run_data_now
 
@@ -99,14 +101,23 @@ class Stack:
 
     def wait_ready(self, timeout: float = 30.0, *, healthy: bool = True) -> None:
         """Wait until every started HTTPS component answers 200 on its health check, or, when
-        ``healthy`` is false, answers it at all (a 503 from a Service B without its Redis)."""
+        ``healthy`` is false, answers it at all (a 503 from a Service B without its Redis); and
+        until every worker process serves its metrics, saying it is connected to RabbitMQ
+        (when ``healthy``): a task created before that would wait for a worker to start."""
         context = ssl.create_default_context(cafile=str(self.ca_file))
         deadline = time.monotonic() + timeout
         for component in self.components():
             child = self._children.get(component.name)
-            if child is None or child.process is None or component.health_url is None:
+            if child is None or child.process is None:
                 continue
-            while not _health_answers(component.health_url, context, healthy=healthy):
+            ready: Callable[[], bool]
+            if component.health_url is not None:
+                ready = partial(_health_answers, component.health_url, context, healthy=healthy)
+            elif component.name == "worker":
+                ready = partial(_workers_ready, self.environment, healthy=healthy)
+            else:
+                continue
+            while not ready():
                 if child.process.poll() is not None:
                     raise RuntimeError(f"{component.name} exited with {child.process.returncode}"
                                        f"\n{child.log_tail()}")
@@ -134,6 +145,23 @@ class Stack:
             self.stop_component(name)
         for child in self._children.values():
             child.close()
+
+
+def _workers_ready(environment: Mapping[str, str], *, healthy: bool) -> bool:
+    """Every worker process serves its metrics (and, when ``healthy``, is connected to
+    RabbitMQ); True at once when the workers' metrics are off."""
+    worker = WorkerSettings.from_env(environment)
+    ports = [worker.metrics.port(index) for index in range(worker.processes)]
+    for port in ports:
+        if not port:
+            return True
+        try:
+            samples = scrape(port, worker.metrics.host)
+        except (OSError, RuntimeError):
+            return False
+        if healthy and sample_total(samples, "provisioning_amqp_connected") < 1:
+            return False
+    return True
 
 
 def _health_answers(url: str, context: ssl.SSLContext, *, healthy: bool) -> bool:
