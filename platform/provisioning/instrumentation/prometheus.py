@@ -11,10 +11,15 @@ task id or an equipment id.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.process_collector import ProcessCollector
 
 from .tracer_provider import current_trace_id
@@ -38,19 +43,52 @@ def exemplar() -> dict[str, str] | None:
     return {"trace_id": trace_id} if trace_id else None
 
 
+HealthCheck = Callable[[], dict[str, bool]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes and probes are not worth a log line each."""
+
+
 class ProcessMetrics:
-    """The registry of one process; subclasses add the instruments of a component."""
+    """The registry of one process; subclasses add the instruments of a component.
+
+    Its HTTP server also answers ``GET /health`` for processes with no HTTP server of their
+    own (the worker pool's, for probes): 200 ``{"status": "ok", ...}`` when every check of
+    ``health`` holds, else 503 ``{"status": "unavailable", ...}`` naming them; without checks,
+    200 while the process runs."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self._server: Any = None
+        self.health: HealthCheck | None = None  # set once the process has what it checks
 
     def serve(self, host: str, port: int) -> None:
-        """Serve /metrics on ``host:port`` in a background thread; port 0 serves nothing."""
+        """Serve /metrics (and /health) on ``host:port`` in a background thread; port 0
+        serves nothing."""
         if port:
-            self._server, _thread = start_http_server(port, host, registry=self.registry)
+            server = make_server(host, port, self._wsgi_app(), ThreadingWSGIServer,
+                                 handler_class=_QuietHandler)
+            self._server = server
+            threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
             log.info("metrics served", extra={"metrics_address": f"http://{host}:{port}/metrics"})
+
+    def _wsgi_app(self) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != "/health":
+                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            checks = self.health() if self.health is not None else {}
+            healthy = all(checks.values())
+            body = json.dumps({"status": "ok" if healthy else "unavailable", **checks}).encode()
+            start_response("200 OK" if healthy else "503 Service Unavailable",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        return app
 
     def close(self) -> None:
         server, self._server = self._server, None

@@ -82,12 +82,15 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
                 prefetch=settings.webhooks.prefetch,
             )
         async with broker:
+            # /health on the metrics port (probes): ready while consuming, connected to RabbitMQ.
+            metrics.health = lambda: {"rabbitmq": broker.connected, "consuming": True}
             log.info("worker consuming %s", settings.broker.tasks_queue,
                      extra={"prefetch": settings.prefetch,
                             "equipment_concurrency": settings.equipment_concurrency.value})
             await stop.wait()
             log.info("stopping: no new tasks; finishing %d in flight", broker.in_flight)
             await broker.stop_consuming()
+            metrics.health = lambda: {"rabbitmq": broker.connected, "consuming": False}
             left = await broker.drain(settings.shutdown_grace_seconds)
             if left:
                 log.warning("handing %d unfinished tasks back to the queue", left)
@@ -99,6 +102,7 @@ def run(settings: WorkerSettings, index: int = 0) -> None:
     configure_logging("worker", settings.log_level)
     provider = setup_tracing("worker")
     metrics = WorkerMetrics()
+    metrics.health = lambda: {"rabbitmq": False, "consuming": False}  # not started yet
     metrics.serve(settings.metrics.host, settings.metrics.port(index))
 
     async def main() -> None:
