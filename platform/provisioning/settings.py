@@ -36,6 +36,11 @@ class RedisSettings:
     max_connections: int
     # TASK_EVENT_LOG_LIMIT: events kept per task for Server-Sent Events resumption (a stream).
     event_log_limit: int = 64
+    # REDIS_SENTINELS (host:port, comma-separated): find the master through Redis Sentinel
+    # (``REDIS_SENTINEL_MASTER`` names it) instead of ``url``'s host; ``url`` still gives the
+    # database, password and TLS.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = "mymaster"
 
     @classmethod
     def from_env(cls, env: Environment) -> RedisSettings:
@@ -46,7 +51,22 @@ class RedisSettings:
             socket_timeout_seconds=env.number("REDIS_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             max_connections=env.integer("REDIS_MAX_CONNECTIONS", 64, minimum=1),
             event_log_limit=env.integer("TASK_EVENT_LOG_LIMIT", 64, minimum=8),
+            sentinels=_addresses(env, "REDIS_SENTINELS"),
+            sentinel_master=env.text("REDIS_SENTINEL_MASTER", "mymaster"),
         )
+
+
+def _addresses(env: Environment, name: str) -> tuple[tuple[str, int], ...]:
+    """A comma-separated list of host:port (IPv6 hosts in brackets)."""
+    addresses = []
+    for word in (part.strip() for part in (env.optional_text(name) or "").split(",")):
+        if not word:
+            continue
+        host, _, port = word.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(name, f"must be host:port pairs, comma-separated; got {word!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +84,11 @@ class BrokerSettings:
     # retry, in seconds; each distinct pause has a delay queue of its own (``topology``).
     webhooks_queue: str = names.DEFAULT_WEBHOOKS_QUEUE
     webhook_retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
+    # Every broker address (AMQP_URL, or AMQP_URLS, comma-separated: a cluster's nodes); ``url``
+    # is the first. A process shuffles them and moves to the next on connection loss.
+    urls: tuple[str, ...] = ()
+    # QUORUM_INITIAL_GROUP_SIZE: replicas of each quorum queue (RabbitMQ caps it at the nodes).
+    quorum_initial_group_size: int = 3
 
     @classmethod
     def from_env(cls, env: Environment) -> BrokerSettings:
@@ -74,8 +99,9 @@ class BrokerSettings:
             raise SettingsError("RESULTS_QUEUE", "must differ from TASKS_QUEUE")
         if webhooks_queue in (tasks_queue, results_queue):
             raise SettingsError("WEBHOOKS_QUEUE", "must differ from TASKS_QUEUE and RESULTS_QUEUE")
+        urls = _broker_urls(env)
         return cls(
-            url=env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            url=urls[0],
             tasks_queue=tasks_queue,
             results_queue=results_queue,
             delivery_limit=env.integer("QUEUE_DELIVERY_LIMIT", 20, minimum=1),
@@ -86,7 +112,27 @@ class BrokerSettings:
             reconnect_max_seconds=env.number("RECONNECT_MAX_SECONDS", 10.0, minimum=0.01),
             webhooks_queue=webhooks_queue,
             webhook_retry_delays=_retry_delays(env),
+            urls=urls,
+            quorum_initial_group_size=env.integer("QUORUM_INITIAL_GROUP_SIZE", 3, minimum=1),
         )
+
+    def __post_init__(self) -> None:
+        if not self.urls:  # built directly (tests, tools) with one url
+            object.__setattr__(self, "urls", (self.url,))
+
+
+def _broker_urls(env: Environment) -> tuple[str, ...]:
+    """``AMQP_URLS`` when set, else ``AMQP_URL``; either may list several, comma-separated."""
+    listed = env.optional_text("AMQP_URLS")
+    name = "AMQP_URL" if listed is None else "AMQP_URLS"
+    raw = listed if listed is not None else env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
+    for url in urls:
+        if not url.startswith(("amqp://", "amqps://")):
+            raise SettingsError(name, "must be amqp:// or amqps:// URLs, comma-separated")
+    if not urls:
+        raise SettingsError(name, "must name at least one broker")
+    return urls
 
 
 def _retry_delays(env: Environment) -> tuple[float, ...]:
