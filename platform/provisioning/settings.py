@@ -139,7 +139,7 @@ def _retry_delays(env: Environment) -> tuple[float, ...]:
     """``WEBHOOK_RETRY_SCHEDULE``: comma-separated pauses in seconds, each from
     ``MIN_WEBHOOK_RETRY_DELAY`` to ``MAX_WEBHOOK_RETRY_DELAY``, at most ``MAX_WEBHOOK_RETRIES``."""
     name = "WEBHOOK_RETRY_SCHEDULE"
-    raw = env.optional_text(name)
+    raw = env.optional_text("WEBHOOK_RETRY_SCHEDULE")
     if raw is None:
         return DEFAULT_WEBHOOK_RETRY_DELAYS
     try:

@@ -37,7 +37,8 @@ SETTINGS_SOURCES = (
     ROOT / "stub" / "equipment_stub" / "settings.py",
 )
 ENV_READER_CALL = re.compile(
-    r"""\benv\.(?:text|integer|number|ratio|words|flag)\(\s*["']([A-Z][A-Z0-9_]*)["']"""
+    r"""\b(?:env\.(?:text|integer|number|ratio|words|flag|optional_text)|_addresses)\("""
+    r"""\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]*)["']"""
 )
 # ... and the certs one-shot, which reads os.environ directly.
 CERTS_SOURCE = ROOT / "platform" / "provisioning" / "certs.py"
