@@ -27,8 +27,6 @@ PROGRESS_EVERY_SECONDS = 5.0
 # Waiters' connections: a long-poll answers within its ?wait=, a stream sends a keep-alive
 # comment every SSE_KEEPALIVE_SECONDS (15 s); a read silent for longer is a dead connection.
 WAITER_READ_TIMEOUT_SECONDS = 90
-WARM_CONCURRENCY = 64  # handshakes at a time while opening the waiters' connections
-HELD_KINDS = frozenset({JobKind.LONG_POLL, JobKind.SSE})  # a connection per waiting task
 
 
 def run_clients(jobs: Sequence[ClientJob], progress: Callable[[], None] | None = None,
@@ -63,11 +61,9 @@ async def _client(job: ClientJob) -> ClientResult:
     headers = {"Authorization": f"Bearer {job.token}"} if job.token else {}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session, \
             _held_session(job, headers) as held:
-        # Open the keep-alive connections before the clock starts: the creates', and one per
-        # task for the waiters that hold one.
-        await _warm(session, job.base_url, job.concurrency, job.concurrency)
-        if job.kind in HELD_KINDS:
-            await _warm(held, job.base_url, job.count, WARM_CONCURRENCY)
+        # Open the creates' keep-alive connections before the clock starts. A waiter opens its
+        # own when its task is created, as a real client would: the handshake is its cost.
+        await _warm(session, job.base_url, job.concurrency)
         await asyncio.sleep(max(job.start_at - time.time(), 0))
         started_cpu = time.process_time()
         if job.kind in (JobKind.CREATE, JobKind.STATUS):
@@ -91,22 +87,12 @@ def _held_session(job: ClientJob, headers: dict[str, str]) -> aiohttp.ClientSess
     return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
 
 
-async def _warm(session: aiohttp.ClientSession, base_url: str, connections: int, concurrency: int) -> None:
-    """Open ``connections`` keep-alive connections (``concurrency`` handshakes at a time, so
-    that Service B's listen backlog does not overflow), all held until every one is open."""
-    gate = asyncio.Semaphore(concurrency)
-    opened = asyncio.Event()
-    count = 0
+async def _warm(session: aiohttp.ClientSession, base_url: str, connections: int) -> None:
+    """Open up to ``connections`` keep-alive connections with concurrent health reads."""
 
     async def one() -> None:
-        nonlocal count
-        async with gate:
-            response = await session.get(f"{base_url}/health")
-        count += 1
-        if count >= connections:
-            opened.set()
-        await opened.wait()  # unread, so held: the next one opens a connection of its own
-        await response.read()  # then back to the pool, for a waiter
+        async with session.get(f"{base_url}/health") as response:
+            await response.read()
 
     await asyncio.gather(*(one() for _ in range(connections)), return_exceptions=True)
 
@@ -188,7 +174,7 @@ async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientS
                            result: ClientResult) -> None:
     """``_submit``, each created task then followed by a waiter of its own; ``last`` is when
     the last create was answered. Long-polls and streams hold a connection each (``held``,
-    opened before the clock); polls share the creates' keep-alive pool, the cheapest polling
+    opened by the waiter); polls share the creates' keep-alive pool, the cheapest polling
     there is for Service B (no idle connections, no handshakes)."""
     waiting: set[asyncio.Task[None]] = set()
 
