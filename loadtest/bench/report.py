@@ -130,7 +130,7 @@ def _notice_section(rows: list[dict[str, Any]]) -> list[str]:
              "| run | created | lost | notice p50 / p99 / max ms | waiters' requests/task "
              "| Service B CPU ms/task | worker CPU ms/task "
              "| peak waiting | Service B KiB per waiting client | Service B peak open files "
-             "| errors while waiting "
+             "| errors (creates, waiters) "
              "| others CPU s of window | targets |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
