@@ -1,25 +1,37 @@
-"""A RabbitMQ node of the tests' own, which they may stop and start again.
+"""RabbitMQ nodes of the tests' own, which they may stop, kill and start again; and clusters
+of them (``RabbitCluster``).
 
-It is never the machine's: it has its own node name, ports, Erlang cookie (its HOME is its
-directory), configuration, plugins and data. Its data survive a restart (quorum queues and
-persistent messages in the directory), so a restart is the honest one a production broker goes
-through.
+A node is never the machine's: it has its own node name, ports (AMQP, Erlang distribution),
+Erlang cookie (its HOME is its directory), configuration, plugins and data. Its data survive a
+restart (quorum queues and persistent messages in the directory), so a restart is the honest
+one a production broker goes through. A cluster's nodes share one cookie of their own (not
+the machine's, so no mistaken ``rabbitmqctl`` of ours can reach the machine's node) and are
+joined with ``rabbitmqctl join_cluster``, as an operator joins nodes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
+import signal
 import subprocess
+import time
 import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .ports import free_port
 from .processes import Background, answers
 
 RABBITMQ_BOOT_SECONDS = 60.0
 RABBITMQCTL_SECONDS = 30.0
+CLUSTER_SECONDS = 60.0  # a node (re)joining its cluster, its queues getting every member back
+POLL_SECONDS = 0.25
 PROMETHEUS_PLUGIN = "rabbitmq_prometheus"
 
 
@@ -62,9 +74,16 @@ class RabbitNode:
     dist_port: int = field(default_factory=free_port)
     prometheus_port: int = field(default_factory=free_port)
     node: str = field(default_factory=lambda: f"rabbit-test-{uuid.uuid4().hex[:8]}@localhost")
+    # The Erlang cookie, written to the node's HOME; None: one of its own, made by the node.
+    cookie: str | None = None
 
     def __post_init__(self) -> None:
         self.server = Background(f"RabbitMQ node {self.node}", self.directory / "rabbitmq.log")
+
+    @property
+    def address(self) -> str:
+        """host:port of its AMQP listener, as clients and the platform's logs name it."""
+        return f"127.0.0.1:{self.amqp_port}"
 
     @property
     def amqp_url(self) -> str:
@@ -113,6 +132,12 @@ class RabbitNode:
         (self.directory / "rabbitmq.conf").write_text(self.configuration())
         (self.directory / "rabbitmq-env.conf").write_text("")
         (self.directory / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        if self.cookie is not None:
+            cookie = self.directory / ".erlang.cookie"
+            if not cookie.exists() or cookie.read_text() != self.cookie:
+                cookie.unlink(missing_ok=True)
+                cookie.write_text(self.cookie)
+                cookie.chmod(0o400)  # Erlang refuses a cookie others may read
         self.server.start([str(self.scripts / "rabbitmq-server")], self.environment(),
                           cwd=self.directory)
 
@@ -164,9 +189,244 @@ class RabbitNode:
                 pass
         self.server.stop(timeout=timeout)
 
+    def kill(self) -> None:
+        """SIGKILL the node: its whole process group (the start script, the Erlang VM and its
+        helpers), as a crashed machine would lose it; no goodbye to its peers or clients."""
+        process = self.server.process
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        self.server.stop()  # reaps the start script
+
     def close(self) -> None:
         """Stop the node and close its log (the caller removes its data). Idempotent."""
         try:
             self.stop()
         finally:
             self.server.close()
+
+
+@dataclass(frozen=True)
+class QueueReplicas:
+    """Where a quorum queue lives: its leader's node and its members (those online too)."""
+
+    name: str
+    leader: str
+    members: tuple[str, ...]
+    online: tuple[str, ...]
+
+    @property
+    def fully_replicated(self) -> bool:
+        return bool(self.members) and set(self.online) == set(self.members)
+
+
+T = TypeVar("T")
+
+
+class RabbitCluster:
+    """Throwaway RabbitMQ nodes (three by default) joined into one cluster on loopback.
+
+    Nodes boot in parallel, then every node but the first joins the first (``stop_app``,
+    ``reset``, ``join_cluster``, ``start_app``). A node may be SIGKILLed (``kill``) and started
+    again (``restart``): it keeps its data, so it rejoins by itself, and its quorum queue
+    members catch up with their leaders. Every wait is bounded.
+    """
+
+    def __init__(self, directory: Path, *, size: int = 3,
+                 scripts: Path | None = None) -> None:
+        tag = uuid.uuid4().hex[:6]
+        cookie = secrets.token_hex(20)
+        found = scripts or installed_rabbitmq_scripts()
+        self.directory = directory
+        self.nodes = [
+            RabbitNode(directory / f"node-{index}", scripts=found, cookie=cookie,
+                       node=f"rabbit-cluster-{tag}-{index}@localhost")
+            for index in range(1, size + 1)
+        ]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = RABBITMQ_BOOT_SECONDS) -> None:
+        """Boot every node at once, then join them into one cluster."""
+        for node in self.nodes:
+            node.launch()
+        _each(self.nodes, lambda node: node.wait_ready(timeout))
+        seed = self.nodes[0]
+        for node in self.nodes[1:]:  # one at a time: joins change the cluster's schema
+            node.ctl("stop_app")
+            node.ctl("reset")
+            node.ctl("join_cluster", seed.node)
+            node.ctl("start_app")
+        self.wait_running(self.nodes, timeout)
+
+    def close(self) -> None:
+        """Stop every node (at once) and close their logs. Idempotent."""
+        _each(self.nodes, RabbitNode.close)
+
+    def __enter__(self) -> RabbitCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def amqp_urls(self) -> str:
+        """Every node's AMQP URL, comma-separated: the platform's ``AMQP_URL``."""
+        return ",".join(node.amqp_url for node in self.nodes)
+
+    def by_name(self, name: str) -> RabbitNode:
+        for node in self.nodes:
+            if node.node == name:
+                return node
+        raise KeyError(name)
+
+    def by_port(self, port: int) -> RabbitNode:
+        for node in self.nodes:
+            if node.amqp_port == port:
+                return node
+        raise KeyError(port)
+
+    def running_nodes(self) -> list[RabbitNode]:
+        return [node for node in self.nodes if node.running]
+
+    def any_running(self, *, besides: RabbitNode | None = None) -> RabbitNode:
+        for node in self.running_nodes():
+            if node is not besides:
+                return node
+        raise RuntimeError("no node of the cluster is running")
+
+    # -- what the cluster says ------------------------------------------------------------
+
+    def cluster_members_running(self, *, asked: RabbitNode | None = None) -> set[str]:
+        """The node names the cluster counts as running (asked of one running node)."""
+        answer = self._json(asked or self.any_running(), "cluster_status")
+        if not isinstance(answer, dict):
+            return set()
+        return {str(name) for name in answer.get("running_nodes", [])}
+
+    def replicas(self, queues: Iterable[str] | None = None, *,
+                 asked: RabbitNode | None = None) -> dict[str, QueueReplicas]:
+        """Leader and members of every quorum queue (or those named), by queue name."""
+        wanted = None if queues is None else set(queues)
+        rows = self._json(asked or self.any_running(), "list_queues", "name", "type", "leader",
+                          "members", "online")
+        found = {}
+        for row in rows if isinstance(rows, list) else []:
+            if row.get("type") != "quorum" or (wanted is not None and row["name"] not in wanted):
+                continue
+            found[row["name"]] = QueueReplicas(
+                row["name"], str(row.get("leader") or ""), tuple(map(str, row.get("members") or ())),
+                tuple(map(str, row.get("online") or ())))
+        return found
+
+    def leaders(self, queues: Iterable[str] | None = None) -> dict[str, RabbitNode]:
+        """The node hosting each quorum queue's leader."""
+        return {name: self.by_name(replica.leader)
+                for name, replica in self.replicas(queues).items() if replica.leader}
+
+    def connections(self, *, asked: RabbitNode | None = None) -> list[tuple[str, RabbitNode]]:
+        """Every client connection of the cluster: its client-given name and the node it is on
+        (told apart by the node's AMQP port, the connection's server side)."""
+        rows = self._json(asked or self.any_running(), "list_connections", "port",
+                          "client_properties")
+        found = []
+        for row in rows if isinstance(rows, list) else []:
+            properties = _client_properties(row.get("client_properties"))
+            found.append((str(properties.get("connection_name", "")), self.by_port(int(row["port"]))))
+        return found
+
+    def close_connection(self, name: str, node: RabbitNode, reason: str) -> int:
+        """Close every connection that client name holds on ``node``; how many were closed."""
+        rows = self._json(node, "list_connections", "pid", "port", "client_properties")
+        closed = 0
+        for row in rows if isinstance(rows, list) else []:
+            properties = _client_properties(row.get("client_properties"))
+            if int(row["port"]) == node.amqp_port and properties.get("connection_name") == name:
+                if node.ctl("close_connection", str(row["pid"]), reason, check=False) is not None:
+                    closed += 1
+        return closed
+
+    # -- faults and recovery --------------------------------------------------------------
+
+    def kill(self, node: RabbitNode) -> None:
+        """SIGKILL one node, then wait until the others see it gone."""
+        node.kill()
+        others = [other for other in self.nodes if other is not node and other.running]
+        if others:
+            _wait(lambda: node.node not in self.cluster_members_running(asked=others[0]),
+                  CLUSTER_SECONDS, f"{node.node} counted as down")
+
+    def restart(self, node: RabbitNode, queues: Iterable[str] = (),
+                timeout: float = CLUSTER_SECONDS) -> float:
+        """Start a stopped or killed node again, wait until it runs in the cluster and every
+        queue named has all its members online again; how long it took, in seconds."""
+        started = time.monotonic()
+        node.stop()  # reaps what a kill left
+        node.launch()
+        node.wait_ready(timeout)
+        self.wait_running(self.nodes, timeout)
+        self.wait_replicated(queues, timeout)
+        return time.monotonic() - started
+
+    def wait_running(self, nodes: Iterable[RabbitNode], timeout: float = CLUSTER_SECONDS) -> None:
+        expected = {node.node for node in nodes}
+        _wait(lambda: expected <= self.cluster_members_running(), timeout,
+              f"nodes {sorted(expected)} running in the cluster")
+
+    def wait_replicated(self, queues: Iterable[str], timeout: float = CLUSTER_SECONDS
+                        ) -> dict[str, QueueReplicas]:
+        """Wait until every queue named has all of its members online."""
+        wanted = set(queues)
+        found: dict[str, QueueReplicas] = {}
+
+        def replicated() -> bool:
+            nonlocal found
+            found = self.replicas(wanted)
+            return found.keys() >= wanted and all(r.fully_replicated for r in found.values())
+
+        _wait(replicated, timeout, f"queues {sorted(wanted)} fully replicated")
+        return found
+
+    def quorum_critical(self, node: RabbitNode) -> bool:
+        """Whether stopping ``node`` would leave some quorum queue without a majority."""
+        done = subprocess.run(
+            [str(node.scripts / "rabbitmq-queues"), "-q", "-n", node.node,
+             "check_if_node_is_quorum_critical"],
+            env=node.environment(), capture_output=True, timeout=RABBITMQCTL_SECONDS, check=False)
+        return done.returncode != 0
+
+    def _json(self, node: RabbitNode, *arguments: str) -> Any:
+        output = node.ctl(*arguments, "--formatter", "json", check=False)
+        if not output:
+            return None
+        try:
+            return json.loads(output)
+        except json.JSONDecodeError:
+            return None
+
+
+def _client_properties(raw: Any) -> dict[str, Any]:
+    """rabbitmqctl's JSON of client properties: a list of [name, type, value] triples."""
+    if isinstance(raw, dict):
+        return raw
+    found = {}
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, list) and len(entry) == 3:
+            found[str(entry[0])] = entry[2]
+    return found
+
+
+def _each(nodes: list[RabbitNode], action: Callable[[RabbitNode], T]) -> list[T]:
+    """Run ``action`` on every node at once (each waits for its own process); first error raised."""
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        return list(pool.map(action, nodes))
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not {what} within {timeout:.0f} s")
+        time.sleep(POLL_SECONDS)

@@ -1,6 +1,7 @@
 """RabbitMQ over aiormq, one job per module:
 
     broker.py             the supervisor: connect, reconnect with backoff, re-declare, re-attach
+    addresses.py          the broker list of one process: shuffled once, walked on failures
     topology.py           queue names and arguments, dead-letter queues, ``declare_topology``
     publisher.py          publishing with publisher confirms
     inbound.py            the inbound policy around every handler: oversize, tracing, requeue

@@ -5,17 +5,26 @@ aio-pika's robust connection does: it connects, declares the topology, opens a p
 channel with publisher confirms and one channel per registered consumer, then waits for any
 of them to close. When one does, it reconnects after a pause of the one ``Backoff`` policy
 (reset by every successful connection), declares the topology again and resumes every
-consumer. While it is disconnected, ``publish`` fails at once with ``BrokerNotConnected``
-rather than waiting: Service B answers 500 instead of hanging a client.
+consumer.
+
+With several brokers (``AMQP_URL`` listing a cluster's nodes) each process walks its own
+shuffled order of them (``addresses.BrokerAddresses``): a lost connection or a failed attempt
+moves it to the next node, and the backoff pauses come after a lost connection and after a
+whole round of failed attempts, not between the nodes of one round. It logs the node it is
+connected to (host:port, never credentials).
+
+While it is disconnected, ``publish`` fails at once with ``BrokerNotConnected`` rather than
+waiting: Service B answers 500 instead of hanging a client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiormq
 import aiormq.abc
@@ -26,6 +35,7 @@ from ..backoff import Backoff
 from ..errors import BrokerNotConnected, BrokerUnavailable
 from ..settings import BrokerSettings
 from ..telemetry.metrics import BrokerMetrics
+from .addresses import BrokerAddresses
 from .connection_errors import CONNECTION_ERRORS
 from .delivery import MessageHandler
 from .inbound import InboundPolicy
@@ -33,6 +43,13 @@ from .publisher import ConfirmingPublisher
 from .topology import declare_topology, parking_arguments
 
 log = logging.getLogger(__name__)
+
+
+class Connector(Protocol):
+    """How a connection is made: ``aiormq.connect``, or a test's fake."""
+
+    async def __call__(self, url: str, *, client_properties: dict[str, Any]
+                      ) -> aiormq.abc.AbstractConnection: ...
 
 
 @dataclass(slots=True)
@@ -76,11 +93,14 @@ class Broker:
     """A self-healing AMQP connection: publish with confirms, consume with manual acks."""
 
     def __init__(
-        self, settings: BrokerSettings, *, name: str, metrics: BrokerMetrics | None = None
+        self, settings: BrokerSettings, *, name: str, metrics: BrokerMetrics | None = None,
+        connect: Connector = aiormq.connect, rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._name = name
         self._metrics = metrics
+        self._open: Connector = connect
+        self._addresses = BrokerAddresses(settings.urls, rng=rng)
         self._reconnect = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
         self._consumers: list[_Consumer] = []
         self._connection: aiormq.abc.AbstractConnection | None = None
@@ -116,6 +136,16 @@ class Broker:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def node(self) -> str | None:
+        """host:port of the broker this process is connected to; None while disconnected."""
+        return self._addresses.node if self.connected else None
+
+    @property
+    def addresses(self) -> list[str]:
+        """This process's order of the broker URLs (shuffled once, at construction)."""
+        return list(self._addresses.urls)
 
     async def close(self) -> None:
         """Close the connection; messages not yet acked go back to their queue. Idempotent."""
@@ -227,13 +257,20 @@ class Broker:
         first = True
         while not self._closed:
             failure: Exception | None = None
+            was_connected = False
+            node = self._addresses.node
             try:
-                await self._connect()
-                if not first:
+                await self._connect(self._addresses.current)
+                was_connected = True
+                self._addresses.connected()
+                extra = {"component": self._name, "amqp_node": node}
+                if first:
+                    log.info("connected to RabbitMQ at %s", node, extra=extra)
+                else:
                     self.reconnects += 1
                     if self._metrics is not None:
                         self._metrics.reconnects.inc()
-                    log.info("reconnected to RabbitMQ", extra={"component": self._name})
+                    log.info("reconnected to RabbitMQ at %s", node, extra=extra)
                 first = False
                 pauses = self._reconnect.delays()
                 await self._wait_until_broken()
@@ -244,33 +281,34 @@ class Broker:
                 failure = error
             finally:
                 self._set_connected(False)
-            pause = next(pauses)
+            pause = next(pauses) if self._addresses.failed(was_connected=was_connected) else 0.0
             if failure is not None:
-                self._report(failure, pause)
+                self._report(failure, pause, node)
             await self._close_connection()
             await asyncio.sleep(pause)
 
-    def _report(self, failure: Exception, pause: float) -> None:
-        extra = {"component": self._name}
+    def _report(self, failure: Exception, pause: float, node: str) -> None:
+        extra = {"component": self._name, "amqp_node": node}
+        following = self._addresses.node
+        then = f"retrying in {pause:.1f}s at {following}" if pause else f"trying {following} now"
         if isinstance(failure, ChannelPreconditionFailed):
             log.error(
-                "RabbitMQ refuses the queue declaration: a queue of that name exists with other "
-                "arguments (QUEUE_DELIVERY_LIMIT or DEAD_LETTER_TTL_SECONDS changed?); delete "
-                "it or use other queue names. Retrying in %.1fs: %s", pause, failure, extra=extra,
+                "RabbitMQ at %s refuses the queue declaration: a queue of that name exists with "
+                "other arguments (QUEUE_DELIVERY_LIMIT or DEAD_LETTER_TTL_SECONDS changed?); "
+                "delete it or use other queue names. %s: %s", node, then.capitalize(), failure,
+                extra=extra,
             )
         elif isinstance(failure, CONNECTION_ERRORS):
-            log.warning("RabbitMQ unavailable, retrying in %.1fs: %r", pause, failure, extra=extra)
+            log.warning("RabbitMQ at %s unavailable, %s: %r", node, then, failure, extra=extra)
         else:
-            log.error("unexpected error on the RabbitMQ connection, retrying in %.1fs", pause,
+            log.error("unexpected error on the RabbitMQ connection to %s, %s", node, then,
                       exc_info=failure, extra=extra)
 
-    async def _connect(self) -> None:
-        connection = await aiormq.connect(
-            self._settings.url, client_properties={"connection_name": self._name}
-        )
+    async def _connect(self, url: str) -> None:
+        connection = await self._open(url, client_properties={"connection_name": self._name})
         self._connection = connection
+        await declare_topology(connection, self._settings)
         channel = await connection.channel(publisher_confirms=True)
-        await declare_topology(channel, self._settings)
         self._publisher = ConfirmingPublisher(
             channel, timeout_seconds=self._settings.publish_timeout_seconds, metrics=self._metrics
         )
@@ -304,7 +342,8 @@ class Broker:
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for future in done:
             reason = future.exception() if not future.cancelled() else None
-            log.warning("RabbitMQ connection or channel closed: %r", reason)
+            log.warning("RabbitMQ connection or channel closed (%s): %r", self._addresses.node,
+                        reason, extra={"component": self._name})
 
     async def _close_connection(self) -> None:
         connection, self._connection, self._publisher = self._connection, None, None

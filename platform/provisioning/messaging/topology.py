@@ -13,16 +13,36 @@ queues: RabbitMQ 3.10 gives quorum queues queue and per-message TTL and at-least
 dead-lettering of expired messages, so a waiting retry survives a broker node's loss and is
 not dropped on its way back (``tests/integration/test_webhook_delivery.py`` checks the round
 trip on this machine's RabbitMQ).
+
+On a cluster every quorum queue (work, dead-letter and delay queues) is created with
+``x-quorum-initial-group-size`` = ``QUORUM_INITIAL_GROUP_SIZE`` replicas (RabbitMQ caps it at
+the cluster's nodes). RabbitMQ 3.10 applies that argument at creation only, yet compares it on
+every redeclare like any other: a queue created without it, or with another size, would refuse
+the declaration with PRECONDITION_FAILED. The size of an existing queue is history, not
+configuration, so ``declare_topology`` then declares that queue again with the size it was
+created with (RabbitMQ's error names it) and logs it; its members are changed with
+``rabbitmq-queues grow`` / ``shrink`` or ``add_member``. Any other mismatch still fails.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import aiormq.abc
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from .. import names
 from ..settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+GROUP_SIZE = "x-quorum-initial-group-size"
+# RabbitMQ's words for a group size mismatch: "... current is none", "current is '2'" or
+# "current is the value '2' of type 'byte'".
+_GROUP_SIZE_MISMATCH = re.compile(
+    rf"inequivalent arg '{GROUP_SIZE}'.* current is (?:none|(?:the value )?'(\d+)')")
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -66,11 +86,12 @@ def webhook_queues(settings: BrokerSettings) -> list[str]:
     return [queue, dead_letter_queue(queue), *delay_queues(settings)]
 
 
-def delay_arguments(webhooks_queue: str, delay_seconds: float) -> dict[str, Any]:
+def delay_arguments(webhooks_queue: str, delay_seconds: float, *,
+                    group_size: int | None = None) -> dict[str, Any]:
     """A delay queue: its messages expire after the pause (or their own, shorter, expiration)
     and are dead-lettered, at least once, back into the webhooks queue."""
     return {
-        "x-queue-type": "quorum",
+        **_quorum(group_size),
         "x-message-ttl": _milliseconds(delay_seconds),
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": webhooks_queue,
@@ -88,10 +109,12 @@ def all_queues(*work_queues: str) -> list[str]:
     return [*work_queues, *(dead_letter_queue(queue) for queue in work_queues)]
 
 
-def queue_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
-    """Arguments of a work queue: quorum, bounded redeliveries, safe dead-lettering."""
+def queue_arguments(queue: str, delivery_limit: int, *,
+                    group_size: int | None = None) -> dict[str, Any]:
+    """Arguments of a work queue: quorum (``group_size`` replicas when given), bounded
+    redeliveries, safe dead-lettering."""
     return {
-        "x-queue-type": "quorum",
+        **_quorum(group_size),
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": dead_letter_queue(queue),
@@ -100,27 +123,61 @@ def queue_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
     }
 
 
-def dead_letter_arguments(ttl_seconds: int) -> dict[str, Any]:
+def dead_letter_arguments(ttl_seconds: int, *, group_size: int | None = None) -> dict[str, Any]:
     """Dead letters are kept for inspection, but not for ever: a task message carries the
     device's credentials, which must not stay at rest in the broker indefinitely."""
-    return {"x-queue-type": "quorum", "x-message-ttl": ttl_seconds * 1000}
+    return {**_quorum(group_size), "x-message-ttl": ttl_seconds * 1000}
 
 
-async def declare_topology(channel: aiormq.abc.AbstractChannel, settings: BrokerSettings) -> None:
-    """Declare the work queues (tasks, results, webhooks), their dead-letter queues and the
-    webhooks' delay queues; safe to repeat."""
+def _quorum(group_size: int | None) -> dict[str, Any]:
+    return {"x-queue-type": "quorum", **({} if group_size is None else {GROUP_SIZE: group_size})}
+
+
+def topology(settings: BrokerSettings) -> list[tuple[str, dict[str, Any]]]:
+    """Every queue ``declare_topology`` declares, with its arguments, in declaration order."""
+    size = settings.quorum_initial_group_size
+    queues: list[tuple[str, dict[str, Any]]] = []
     for queue in (settings.tasks_queue, settings.results_queue, settings.webhooks_queue):
-        await channel.queue_declare(
-            dead_letter_queue(queue),
-            durable=True,
-            arguments=dead_letter_arguments(settings.dead_letter_ttl_seconds),
-        )
-        await channel.queue_declare(
-            queue, durable=True, arguments=queue_arguments(queue, settings.delivery_limit)
-        )
+        queues.append((dead_letter_queue(queue),
+                       dead_letter_arguments(settings.dead_letter_ttl_seconds, group_size=size)))
+        queues.append((queue, queue_arguments(queue, settings.delivery_limit, group_size=size)))
     for delay in sorted(set(settings.webhook_retry_delays)):
-        await channel.queue_declare(
-            delay_queue(settings.webhooks_queue, delay),
-            durable=True,
-            arguments=delay_arguments(settings.webhooks_queue, delay),
-        )
+        queues.append((delay_queue(settings.webhooks_queue, delay),
+                       delay_arguments(settings.webhooks_queue, delay, group_size=size)))
+    return queues
+
+
+def created_group_size(error: ChannelPreconditionFailed) -> tuple[bool, int | None]:
+    """Whether RabbitMQ refused a declaration for its group size alone, and the size the queue
+    was created with (None: created without the argument)."""
+    found = _GROUP_SIZE_MISMATCH.search(str(error))
+    if found is None:
+        return False, None
+    return True, None if found.group(1) is None else int(found.group(1))
+
+
+async def declare_topology(connection: aiormq.abc.AbstractConnection,
+                           settings: BrokerSettings) -> None:
+    """Declare the work queues (tasks, results, webhooks), their dead-letter queues and the
+    webhooks' delay queues, on a channel of its own; safe to repeat. A queue that exists with
+    another initial group size is declared again with its own (see the module docstring)."""
+    channel = await connection.channel()
+    try:
+        for queue, arguments in topology(settings):
+            try:
+                await channel.queue_declare(queue, durable=True, arguments=arguments)
+            except ChannelPreconditionFailed as error:
+                mismatch, created = created_group_size(error)
+                if not mismatch:
+                    raise
+                log.info("queue %s was created with %s %s, not %s: kept (it applies at creation "
+                         "only; rabbitmq-queues grow/shrink changes its members)", queue, GROUP_SIZE,
+                         created, arguments[GROUP_SIZE])
+                kept = {key: value for key, value in arguments.items() if key != GROUP_SIZE}
+                if created is not None:
+                    kept[GROUP_SIZE] = created
+                channel = await connection.channel()  # the refusal closed the channel
+                await channel.queue_declare(queue, durable=True, arguments=kept)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
