@@ -25,29 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.code_settings import NON_CODE_VARIABLE_PREFIXES, variables_the_code_reads
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 MAKE_ENV = ROOT / "scripts" / "make-env.sh"
-
-# Where the components read their settings: the typed readers of provisioning.environment ...
-SETTINGS_SOURCES = (
-    ROOT / "platform" / "provisioning" / "settings.py",
-    ROOT / "stub" / "equipment_stub" / "settings.py",
-)
-ENV_READER_CALL = re.compile(
-    r"""\b(?:env\.(?:text|integer|number|ratio|words|flag|optional_text)|_addresses)\("""
-    r"""\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]*)["']"""
-)
-# ... and the certs one-shot, which reads os.environ directly.
-CERTS_SOURCE = ROOT / "platform" / "provisioning" / "certs.py"
-OS_ENVIRON_GET = re.compile(r"""os\.environ\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""")
-
-# Variables a Python service may get although our code does not read them, with the reason.
-NON_CODE_VARIABLE_PREFIXES = {
-    "OTEL_": "read by the OpenTelemetry SDK itself (exporter endpoint, service name, ...)",
-}
 
 OBSERVABILITY = ROOT / "observability"
 PROMETHEUS_CONFIG = OBSERVABILITY / "prometheus" / "prometheus.yml"
@@ -95,16 +79,6 @@ def dependencies_of(service: Mapping[str, Any]) -> dict[str, str]:
 def python_services(services: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The services built from our Dockerfile."""
     return {name: service for name, service in services.items() if "build" in service}
-
-
-def variables_the_code_reads() -> set[str]:
-    names: set[str] = set()
-    for source in SETTINGS_SOURCES:
-        found = set(ENV_READER_CALL.findall(source.read_text(encoding="utf-8")))
-        assert found, f"no env.<reader>(NAME, ...) calls found in {source}; has the API changed?"
-        names |= found
-    names |= set(OS_ENVIRON_GET.findall(CERTS_SOURCE.read_text(encoding="utf-8")))
-    return names
 
 
 def dockerfile_instructions() -> Iterator[tuple[str, str]]:
