@@ -14,17 +14,29 @@ from .models import FailureReason, ProvisioningRequest, TaskStatus
 from .store import Transition
 
 
-class TaskTransitions(Protocol):
-    """The one store operation a handler performs: move a task forward (``TaskStore``)."""
+class RecordRestore(Protocol):
+    """Writing back a record Redis lost in a failover, from a message (``TaskStore.restore``);
+    ``restorable`` says whether a message of that age restores its missing record at all."""
+
+    def restorable(self, created_at: float) -> bool: ...
+
+    async def restore(self, task_id: str, equipment_id: str, status: TaskStatus, *,
+                      created_at: float, failure: FailureReason | None = None,
+                      attempts: int | None = None) -> bool: ...
+
+
+class TaskTransitions(RecordRestore, Protocol):
+    """What the worker does with a task's record (``TaskStore``): move it forward, or restore
+    it when it was lost."""
 
     async def transition(
         self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
     ) -> Transition: ...
 
 
-class ResultTransitions(Protocol):
+class ResultTransitions(RecordRestore, Protocol):
     """What the results consumer does with a result (``TaskStore``): the final transition,
-    recorded with the number of Service A attempts."""
+    recorded with the number of Service A attempts, or the final record restored."""
 
     async def transition(
         self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,

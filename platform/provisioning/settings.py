@@ -41,6 +41,18 @@ class RedisSettings:
     # database, password and TLS.
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = "mymaster"
+    # REDIS_WAIT_REPLICAS (0 = off): the writes no failover may lose (a create before its 200, a
+    # final status before its result is acked, a tombstone) wait, on the write's own
+    # connection, until this many replicas acknowledged them (``WAIT``), at most
+    # REDIS_WAIT_TIMEOUT_SECONDS (below REDIS_TIMEOUT_SECONDS); fewer in time is a store failure.
+    wait_replicas: int = 0
+    wait_timeout_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.wait_replicas and self.wait_timeout_seconds >= self.socket_timeout_seconds:
+            raise SettingsError("REDIS_WAIT_TIMEOUT_SECONDS",
+                                "must be below REDIS_TIMEOUT_SECONDS (a WAIT outlasting the "
+                                "socket timeout would read as a lost connection)")
 
     @classmethod
     def from_env(cls, env: Environment) -> RedisSettings:
@@ -53,6 +65,8 @@ class RedisSettings:
             event_log_limit=env.integer("TASK_EVENT_LOG_LIMIT", 64, minimum=8),
             sentinels=_addresses(env, "REDIS_SENTINELS"),
             sentinel_master=env.text("REDIS_SENTINEL_MASTER", "mymaster"),
+            wait_replicas=env.integer("REDIS_WAIT_REPLICAS", 0, minimum=0),
+            wait_timeout_seconds=env.number("REDIS_WAIT_TIMEOUT_SECONDS", 1.0, minimum=0.01),
         )
 
 

@@ -40,14 +40,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import AbstractBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from . import names
 from .backoff import Backoff
 from .errors import EquipmentBusy, EquipmentQueueFull, StoreUnavailable
 from .models import FailureReason, TaskRecord, TaskStatus
+from .redis_connection import store_client
 from .settings import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,6 @@ REDIS_UNAVAILABLE = (RedisError, OSError, RuntimeError)
 
 # While Redis is away, a consumer holding a message retries its store operation this way.
 STORE_RETRY = Backoff(initial_seconds=0.2, max_seconds=5.0)
-# redis-py's own retry re-runs one command that met a dead pooled connection, at once.
-COMMAND_RETRY = Backoff(initial_seconds=0.05, max_seconds=0.5)
-COMMAND_RETRIES = 2
 
 STATUS_RANK = {
     TaskStatus.PENDING: 0,
@@ -296,6 +293,37 @@ while true do
 end
 """
 
+# Restores a record that Redis lost (a failover: replication is asynchronous) from a message.
+# KEYS[1] the task, KEYS[2] its events, KEYS[3] the device's history. ARGV: 1 task id,
+# 2 equipment id, 3 status, 4 created_at, 5 the status's time, 6 ttl, 7 "1" when final,
+# 8 failure ("" for none), 9 attempts ("" for none), 10 the events channel, 11 the event log's
+# limit, 12 the history limit. Writes nothing and returns 0 when the task has a record.
+_RESTORE = _EMIT + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'equipment_id', ARGV[2], 'status', ARGV[3], 'created_at', ARGV[4],
+           'updated_at', ARGV[5], 'restored', '1')
+local fields = {}
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[5])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[1], 'failure', ARGV[8])
+    fields[#fields + 1] = 'failure'; fields[#fields + 1] = ARGV[8]
+  end
+  if ARGV[9] ~= '' then
+    redis.call('HSET', KEYS[1], 'attempts', ARGV[9])
+    fields[#fields + 1] = 'attempts'; fields[#fields + 1] = ARGV[9]
+  end
+else
+  redis.call('HSET', KEYS[1], ARGV[3] .. '_at', ARGV[5])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+emit(KEYS[2], {ARGV[10], ARGV[11], ARGV[6]}, ARGV[1], ARGV[3], 'at', ARGV[5], unpack(fields))
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[12]) + 1))
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return 1
+"""
+
 DEFAULT_HISTORY_LIMIT = 100
 
 
@@ -377,37 +405,16 @@ class HistoryPage:
     next_after: tuple[float, str] | None
 
 
-class RedisBackoff(AbstractBackoff):
-    """The platform's ``Backoff`` in redis-py's interface, for its per-command retry."""
-
-    def __init__(self, policy: Backoff) -> None:
-        self._policy = policy
-
-    def compute(self, failures: int) -> float:
-        return self._policy.delay(failures)
-
-
 class TaskStore:
     """Create, read and transition task records. Owns its Redis connection pool."""
 
     def __init__(self, settings: RedisSettings, *, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self._settings = settings
         self._history_limit = history_limit
-        # A blocking pool makes a burst of callers wait for a free connection instead of
-        # failing with "Too many connections" as the default pool does. The retry policy lets a
-        # command that meets a connection Redis closed (a restart) reconnect and go through,
-        # instead of failing once for every stale connection in the pool.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.url,
-            decode_responses=True,
-            max_connections=settings.max_connections,
-            timeout=settings.socket_timeout_seconds,
-            socket_timeout=settings.socket_timeout_seconds,
-            socket_connect_timeout=settings.socket_timeout_seconds,
-            health_check_interval=30,
-            retry=Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES),
-        )
-        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        # One pool per process (``redis_connection``: one node or Sentinel's master), blocking
+        # under bursts, each command retried once or twice on a fresh connection.
+        self._client = store_client(settings)
+        self._redis: aioredis.Redis = self._client.redis
         self._transition = self._redis.register_script(_TRANSITION)
         self._create = self._redis.register_script(_CREATE)
         self._cancel = self._redis.register_script(_CANCEL)
@@ -416,6 +423,7 @@ class TaskStore:
         self._advance = self._redis.register_script(_ADVANCE)
         self._attempt = self._redis.register_script(_ATTEMPT)
         self._webhook_queued = self._redis.register_script(_WEBHOOK_QUEUED)
+        self._restore = self._redis.register_script(_RESTORE)
         self._closed = False
 
     async def __aenter__(self) -> TaskStore:
@@ -427,7 +435,7 @@ class TaskStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._redis.aclose()
+            await self._client.aclose()
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -470,6 +478,42 @@ class TaskStore:
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"Redis ping failed: {error}") from error
 
+    def restorable(self, created_at: float, *, now: float | None = None) -> bool:
+        """Whether a message about a task that has no record, created at ``created_at``,
+        restores the record (``restore``): with Sentinel, where a failover may lose writes
+        the old master acknowledged, and only while the record would not have expired yet.
+        On one node a record only goes missing by expiry or deletion (whose message never
+        left), and such a message is poison."""
+        age = (time.time() if now is None else now) - created_at
+        return bool(self._settings.sentinels) and age < self._settings.task_ttl_seconds
+
+    async def _durable(self, script: AsyncScript, keys: list[str], args: list[Any], *,
+                       durable: bool, fence: str | None = None) -> tuple[Any, int | None]:
+        """Run ``script``; when ``durable`` and ``REDIS_WAIT_REPLICAS`` is set, follow it on the
+        same connection (a pipeline, not a transaction) with ``WAIT``: the number of replicas
+        that acknowledged every write of this connection so far, else None. ``fence`` is a key
+        to renew as well, so that a script that wrote nothing this time (a retry finding its
+        own earlier write) still makes ``WAIT`` confirm that earlier write: the replication
+        stream is ordered, so acknowledging the renewal acknowledges everything before it."""
+        replicas = self._settings.wait_replicas
+        if not durable or not replicas:
+            return await script(keys=keys, args=args), None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            if fence is not None:
+                pipe.expire(fence, self._settings.task_ttl_seconds)
+            pipe.execute_command("WAIT", replicas, round(self._settings.wait_timeout_seconds * 1000))
+            rows: list[Any] = await pipe.execute()
+        return rows[0], int(rows[-1])
+
+    def _confirm(self, acknowledged: int | None, what: str) -> None:
+        """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a durable write in time: a
+        failover now could lose it, so it counts as not stored."""
+        if acknowledged is not None and acknowledged < self._settings.wait_replicas:
+            raise StoreUnavailable(
+                f"{what}: {acknowledged} of {self._settings.wait_replicas} replicas acknowledged "
+                f"the write within {self._settings.wait_timeout_seconds}s")
+
     async def create(self, task_id: str, equipment_id: str, *, now: float | None = None,
                      exclusive: bool = False, trace_id: str | None = None,
                      callback_url: str | None = None) -> float:
@@ -495,7 +539,8 @@ class TaskStore:
                      callback_url: str | None = None) -> Created:
         created = time.time() if now is None else now
         try:
-            outcome, other, depth = await self._create(
+            (outcome, other, depth), acknowledged = await self._durable(
+                self._create,
                 keys=[self.key(task_id), self.history_key(equipment_id),
                       self.active_key(equipment_id), self.waiting_key(equipment_id),
                       self.events_key(task_id)],
@@ -504,6 +549,7 @@ class TaskStore:
                       f"{self._settings.key_prefix}{names.TASK_KEY}",
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting,
                       *self._notice, callback_url or ""],
+                durable=True,
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
@@ -511,6 +557,16 @@ class TaskStore:
             raise EquipmentBusy(other)
         if outcome == "full":
             raise EquipmentQueueFull(other or "")
+        try:
+            self._confirm(acknowledged, "cannot create task")
+        except StoreUnavailable:
+            # Not published yet, and never will be: take the record back (best effort), so it
+            # neither reads as pending nor holds the device's turn.
+            try:
+                await self.delete(task_id)
+            except StoreUnavailable as error:
+                log.warning("unreplicated record not deleted: %s", error, extra={"task_id": task_id})
+            raise
         if outcome == "park":
             return Created(created, Admission.PARK, int(depth), other or "")
         return Created(created)
@@ -679,17 +735,44 @@ class TaskStore:
             *self._notice,
             *_RANKS,
         ]
+        key = self.key(task_id)
         try:
-            outcome, previous, created, callback_url = await self._transition(
-                keys=[self.key(task_id), self.events_key(task_id)], args=args)
+            (outcome, previous, created, callback_url), acknowledged = await self._durable(
+                self._transition, keys=[key, self.events_key(task_id)], args=args,
+                durable=status.is_final, fence=key)
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot transition task: {error}") from error
+        if outcome != TransitionOutcome.MISSING:
+            self._confirm(acknowledged, "cannot transition task")
         return Transition(
             TransitionOutcome(outcome),
             TaskStatus(previous) if previous else None,
             float(created) if created else None,
             callback_url or None,
         )
+
+    async def restore(self, task_id: str, equipment_id: str, status: TaskStatus, *,
+                      created_at: float, failure: FailureReason | None = None,
+                      attempts: int | None = None, now: float | None = None) -> bool:
+        """Write back a record that Redis lost, from the message that proves the task exists
+        (``restorable``): a task message restores it ``running``, a result its final
+        status (durable, like a final transition). Marked ``restored``; its trace id, callback
+        URL and earlier events are gone with it. False, writing nothing, when the task has a
+        record (the caller then transitions it as usual)."""
+        key = self.key(task_id)
+        try:
+            written, acknowledged = await self._durable(
+                self._restore,
+                keys=[key, self.events_key(task_id), self.history_key(equipment_id)],
+                args=[task_id, equipment_id, status.value, repr(created_at),
+                      repr(time.time() if now is None else now), self._settings.task_ttl_seconds,
+                      "1" if status.is_final else "0", failure.value if failure else "",
+                      "" if attempts is None else attempts, *self._notice, self._history_limit],
+                durable=status.is_final, fence=key)
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot restore task: {error}") from error
+        self._confirm(acknowledged, "cannot restore task")
+        return bool(written)
 
 
 def _record(task_id: str, fields: dict[str, str]) -> TaskRecord:

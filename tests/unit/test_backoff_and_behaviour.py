@@ -7,7 +7,7 @@ import random
 
 from equipment_stub.behaviour import Answer, Behaviour
 from provisioning.backoff import Backoff
-from provisioning.store import RedisBackoff
+from provisioning.redis_connection import RedisBackoff
 
 
 def test_backoff_doubles_from_the_initial_pause_up_to_the_ceiling() -> None:

@@ -65,9 +65,15 @@ class FakeDelivery:
 
 @dataclass
 class FakeStore:
+    """``previous`` None: the task has no record. ``replicated``: the store restores missing
+    records (Sentinel), ``restore_unavailable_times`` of its restores fail first."""
+
     previous: TaskStatus | None = TaskStatus.PENDING
     unavailable_times: int = 0
     calls: int = 0
+    replicated: bool = False
+    restore_unavailable_times: int = 0
+    restored: list[tuple[str, TaskStatus, float]] = field(default_factory=list)
 
     async def transition(
         self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
@@ -81,6 +87,21 @@ class FakeStore:
         if self.previous.is_final:
             return Transition(TransitionOutcome.STALE, self.previous)
         return Transition(TransitionOutcome.APPLIED, self.previous)
+
+    def restorable(self, created_at: float) -> bool:
+        return self.replicated
+
+    async def restore(self, task_id: str, equipment_id: str, status: TaskStatus, *,
+                      created_at: float, failure: FailureReason | None = None,
+                      attempts: int | None = None) -> bool:
+        if self.restore_unavailable_times:
+            self.restore_unavailable_times -= 1
+            raise StoreUnavailable("failing over")
+        if self.previous is not None:
+            return False
+        self.restored.append((equipment_id, status, created_at))
+        self.previous = status
+        return True
 
 
 @dataclass
@@ -212,10 +233,30 @@ async def test_a_redelivered_running_task_is_done_again() -> None:
     assert delivery.fate == "ack"
 
 
-async def test_a_task_without_record_is_dead_lettered() -> None:
-    delivery, _broker, service_a = await process(store=FakeStore(previous=None))
+async def test_a_task_without_record_is_dead_lettered_when_the_store_does_not_restore() -> None:
+    store = FakeStore(previous=None)
+    delivery, _broker, service_a = await process(store=store)
     assert delivery.fate == "dead_letter"
     assert service_a.calls == 0
+    assert store.restored == []
+
+
+async def test_a_task_whose_record_a_failover_lost_is_restored_running_and_run() -> None:
+    store = FakeStore(previous=None, replicated=True, restore_unavailable_times=2)
+    delivery, broker, service_a = await process(store=store)
+    assert store.restored == [(TASK.equipment_id, TaskStatus.RUNNING, TASK.created_at)]
+    assert (delivery.fate, service_a.calls) == ("ack", 1)
+    assert [r.status for r in broker.published] == [TaskStatus.COMPLETED]
+
+
+@pytest.mark.parametrize("tombstoned", [TaskStatus.FAILED, TaskStatus.CANCELLED])
+async def test_a_refused_or_cancelled_create_keeps_its_record_and_never_runs_even_when_restoring(
+    tombstoned: TaskStatus,
+) -> None:
+    store = FakeStore(previous=tombstoned, replicated=True)
+    delivery, broker, service_a = await process(store=store)
+    assert (delivery.fate, service_a.calls, broker.published, store.restored) == (
+        "ack", 0, [], [])
 
 
 async def test_a_malformed_task_is_dead_lettered() -> None:

@@ -26,11 +26,10 @@ import logging
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from ..backoff import Backoff
 from ..errors import ServiceOverloaded
+from ..redis_connection import subscriber_client
 from ..settings import RedisSettings
 from ..store import REDIS_UNAVAILABLE
 from ..task_events import FINAL_TYPES, parse_notice
@@ -86,13 +85,11 @@ class Waiters:
         # Its own client and connection: a subscribed connection serves nothing else. No
         # command retry inside redis-py, so a lost connection reaches ``_listen``, which
         # subscribes again and wakes everyone.
-        self._redis = aioredis.Redis.from_url(
-            settings.url, decode_responses=True, client_name=client_name,
-            socket_timeout=settings.socket_timeout_seconds,
-            socket_connect_timeout=settings.socket_timeout_seconds,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-        )
+        # With Sentinel it is the master's (``redis_connection``): a failover drops it, and the
+        # listener subscribes again on the new master.
+        self._client = subscriber_client(settings, client_name=client_name,
+                                         health_check_seconds=HEALTH_CHECK_SECONDS)
+        self._redis: aioredis.Redis = self._client.redis
 
     def start(self) -> None:
         if self._listener is None:
@@ -103,7 +100,7 @@ class Waiters:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
-        await self._redis.aclose()
+        await self._client.aclose()
         self._wake_all()
 
     @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """One task message's fate, decided in one place.
 
     malformed                          -> dead-letter
-    unknown task (no record)           -> dead-letter
+    no record, on one node or expired  -> dead-letter (unknown_task)
+    no record, with Sentinel           -> restore the record as running from the message, run it
+        (a failover lost it: a create answered 200 must not vanish; ``TaskStore.restorable``)
     cancelled (DELETE while pending)   -> ack, Service A is never called
     already final (a redelivery)       -> ack, Service A is not called again
         (serialize mode: both hand the device's turn over first, ``serialization``)
@@ -10,6 +12,12 @@
     result that cannot be published yet is retried while the task is held; only when the
     task's channel is gone is it left to the broker's redelivery.
 Redis being down holds the message (see ``store.until_available``) rather than requeueing it.
+
+A refused create never runs for want of a record: a tombstone is a record (and the running
+transition is stale on it), and a create whose publish surely never left deletes its record
+but has no message either. Only a tombstone lost together with its record (a failover right
+after an unconfirmed publish) can make a refused create run; ``REDIS_WAIT_REPLICAS`` makes both
+writes wait for a replica, which narrows that to losing the replica too.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
-from ..store import STORE_RETRY, TransitionOutcome, until_available
+from ..store import STORE_RETRY, Transition, TransitionOutcome, until_available
 from ..telemetry.metrics import WorkerMetrics, exemplar
 from ..telemetry.tracing import annotate
 
@@ -156,16 +164,26 @@ class TaskProcessor:
             return "dead_lettered"
         fields = {"task_id": task.task_id, "equipment_id": task.equipment_id}
         annotate(**{"task.id": task.task_id, "equipment.id": task.equipment_id})
-        transition = await until_available(
-            lambda: self._store.transition(task.task_id, TaskStatus.RUNNING),
-            what="mark a task running",
-            task_id=task.task_id,
-            backoff=self._store_retry,
-        )
+        transition = await self._mark_running(task)
         if transition.outcome is TransitionOutcome.MISSING:
-            log.error("dead-lettering a task that has no record", extra=fields)
-            await delivery.dead_letter("unknown_task")
-            return "dead_lettered"
+            if not self._store.restorable(task.created_at):
+                log.error("dead-lettering a task that has no record", extra=fields)
+                await delivery.dead_letter("unknown_task")
+                return "dead_lettered"
+            restored = await until_available(
+                lambda: self._store.restore(task.task_id, task.equipment_id, TaskStatus.RUNNING,
+                                            created_at=task.created_at),
+                what="restore a task's record", task_id=task.task_id, backoff=self._store_retry)
+            if restored:
+                log.warning("task had no record (lost in a Redis failover); restored it as "
+                            "running from its message", extra=fields)
+                transition = Transition(TransitionOutcome.APPLIED, None, task.created_at)
+            else:  # written meanwhile by someone else: decide on it as on any record
+                transition = await self._mark_running(task)
+                if transition.outcome is TransitionOutcome.MISSING:
+                    log.error("dead-lettering a task whose record vanished twice", extra=fields)
+                    await delivery.dead_letter("unknown_task")
+                    return "dead_lettered"
         if transition.callback_url is not None and self._webhooks is not None:
             # Final already, its webhook not queued yet (its first trigger was cut short).
             if not await self._webhooks.queue_held(delivery, task.task_id, transition.callback_url):
@@ -190,6 +208,14 @@ class TaskProcessor:
             return "handed_back"
         await delivery.ack()
         return result.status.value
+
+    async def _mark_running(self, task: TaskMessage) -> Transition:
+        return await until_available(
+            lambda: self._store.transition(task.task_id, TaskStatus.RUNNING),
+            what="mark a task running",
+            task_id=task.task_id,
+            backoff=self._store_retry,
+        )
 
     async def _hand_over(self, delivery: InboundDelivery, task: TaskMessage) -> bool:
         """Serialize mode: a task that will not run frees its device's turn before its ack."""

@@ -1,0 +1,139 @@
+"""Where every Redis client of the platform is opened, from ``RedisSettings``: one node, or the
+master that Redis Sentinel names.
+
+- **One node** (``REDIS_SENTINELS`` empty): ``REDIS_URL`` names the server.
+- **Sentinel** (``REDIS_SENTINELS=host:port,...`` and ``REDIS_SENTINEL_MASTER``): redis-py's
+  asyncio ``Sentinel`` asks the sentinels for the master's address each time a connection is
+  opened, and a connection that meets a demoted master (``READONLY``) is dropped, so a client
+  follows a failover by itself. ``REDIS_URL`` still gives the database, the password and TLS
+  (``rediss://``); its host and port are not used. The sentinels themselves are asked with the
+  same timeouts (and TLS settings), without the data password.
+
+Two kinds of client, each opened once per process (in its start hook) and closed with it:
+
+- ``store_client``: the store's pool (``TaskStore``, shared by the idempotency keys and the
+  device leases). A *blocking* pool: a burst of callers waits up to ``REDIS_TIMEOUT_SECONDS``
+  for a free connection instead of failing with "Too many connections". redis-py's
+  ``SentinelConnectionPool`` does not block, so with Sentinel the pool is
+  ``BlockingSentinelConnectionPool``, which has both behaviours. Each command that meets a dead
+  pooled connection is retried (``COMMAND_RETRIES``, short backoff) on a new one; during a
+  failover that new one fails too, and the caller sees ``StoreUnavailable``.
+- ``subscriber_client``: a client of its own for a pub/sub subscription (``api.waiters``), no
+  command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+from redis.backoff import AbstractBackoff, NoBackoff
+
+from .backoff import Backoff
+from .settings import RedisSettings
+
+# redis-py's own retry re-runs one command that met a dead pooled connection, at once.
+COMMAND_RETRY = Backoff(initial_seconds=0.05, max_seconds=0.5)
+COMMAND_RETRIES = 2
+HEALTH_CHECK_SECONDS = 30  # an idle pooled connection is pinged before use after this long
+
+
+class RedisBackoff(AbstractBackoff):
+    """The platform's ``Backoff`` in redis-py's interface, for its per-command retry."""
+
+    def __init__(self, policy: Backoff) -> None:
+        self._policy = policy
+
+    def compute(self, failures: int) -> float:
+        return self._policy.delay(failures)
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A Sentinel-managed pool that blocks when all its connections are in use.
+
+    ``SentinelConnectionPool`` supplies the master's address (and drops idle connections when
+    it changed); ``BlockingConnectionPool`` supplies ``get_connection``/``release``, which wait
+    up to ``timeout`` seconds for a free connection. The MRO runs both constructors:
+    ``SentinelConnectionPool.__init__`` passes ``max_connections`` and ``timeout`` on to
+    ``BlockingConnectionPool.__init__``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class RedisClient:
+    """An opened client, and the sentinels' clients behind it (None on one node), closed
+    together."""
+
+    redis: aioredis.Redis
+    sentinel: Sentinel | None = None
+
+    async def aclose(self) -> None:
+        try:
+            await self.redis.aclose()
+        finally:
+            if self.sentinel is not None:
+                await self.sentinel.aclose()
+
+
+def store_client(settings: RedisSettings) -> RedisClient:
+    """The store's pooled client (see the module docstring)."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "max_connections": settings.max_connections,
+        "timeout": settings.socket_timeout_seconds,  # the wait for a free pooled connection
+        "socket_timeout": settings.socket_timeout_seconds,
+        "socket_connect_timeout": settings.socket_timeout_seconds,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        "retry": Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES),
+    }
+    if not settings.sentinels:
+        pool = BlockingConnectionPool.from_url(settings.url, **options)
+        return RedisClient(aioredis.Redis.from_pool(pool))
+    return _master(settings, BlockingSentinelConnectionPool, options)
+
+
+def subscriber_client(settings: RedisSettings, *, client_name: str,
+                      health_check_seconds: int) -> RedisClient:
+    """A client for one subscription: its own connection, no command retry."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "client_name": client_name,
+        "socket_timeout": settings.socket_timeout_seconds,
+        "socket_connect_timeout": settings.socket_timeout_seconds,
+        "health_check_interval": health_check_seconds,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if not settings.sentinels:
+        return RedisClient(aioredis.Redis.from_url(settings.url, **options))
+    return _master(settings, SentinelConnectionPool, options)
+
+
+def _master(settings: RedisSettings, pool_class: type[SentinelConnectionPool],
+            options: dict[str, Any]) -> RedisClient:
+    """A client of the master Sentinel names, with the URL's database, credentials and TLS."""
+    from_url: dict[str, Any] = dict(parse_url(settings.url))
+    tls = from_url.pop("connection_class", None) is SSLConnection
+    for address in ("host", "port", "path", "unix_socket_path"):
+        from_url.pop(address, None)
+    tls_options = {key: value for key, value in from_url.items() if key.startswith("ssl_")}
+    sentinel_options: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_seconds,
+        "socket_connect_timeout": settings.socket_timeout_seconds,
+        **({"ssl": True, **tls_options} if tls else {}),
+    }
+    sentinel = Sentinel(list(settings.sentinels),  # type: ignore[no-untyped-call]
+                        sentinel_kwargs=sentinel_options)
+    connection_class = SentinelManagedSSLConnection if tls else SentinelManagedConnection
+    client: aioredis.Redis = sentinel.master_for(
+        settings.sentinel_master, connection_pool_class=pool_class,
+        connection_class=connection_class, **from_url, **options)
+    return RedisClient(client, sentinel)
