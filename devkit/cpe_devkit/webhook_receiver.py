@@ -115,7 +115,10 @@ class WebhookReceiver:
         context.load_cert_chain(self._cert_dir / "server.pem", self._cert_dir / "server-key.pem")
         server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
         server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The TLS handshake happens in each connection's own thread (``Handler.setup``), not in
+        # the accepting one: a burst of deliveries is not served one handshake at a time.
+        server.socket = context.wrap_socket(server.socket, server_side=True,
+                                            do_handshake_on_connect=False)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"webhook-receiver-{self._port}", daemon=True)
@@ -222,6 +225,12 @@ def _json_or_none(body: bytes) -> Any:
 def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 30  # a connection that stalls (handshake or request) is dropped
+
+        def setup(self) -> None:
+            super().setup()
+            assert isinstance(self.request, ssl.SSLSocket)
+            self.request.do_handshake()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
