@@ -11,13 +11,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Where the components read their settings: the typed readers of provisioning.environment ...
+# Where the components read their settings: the typed readers of provisioning.environment and
+# the readers that take the variable's name (the address lists, the metrics port) ...
 SETTINGS_SOURCES = (
     ROOT / "platform" / "provisioning" / "settings.py",
     ROOT / "stub" / "equipment_stub" / "settings.py",
 )
 ENV_READER_CALL = re.compile(
-    r"""\b(?:env\.(?:text|integer|number|ratio|words|flag|optional_text)|_addresses)\("""
+    r"""\b(?:env\.(?:text|integer|number|ratio|words|flag|optional_text)|_addresses"""
+    r"""|MetricsSettings\.from_env)\("""
     r"""\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]*)["']"""
 )
 # ... and the certs one-shot, which reads os.environ directly.
