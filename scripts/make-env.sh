@@ -2,7 +2,8 @@
 # Writes the credentials compose.yaml needs into .env (git-ignored, mode 0600):
 # RABBITMQ_USER=provisioning and a random, URL-safe RABBITMQ_PASS (it goes into AMQP_URL
 # unescaped), a random GRAFANA_ADMIN_PASSWORD (Grafana's `admin` user; viewers need none) and
-# a random API_TOKEN: compose turns on Service B's bearer authentication with it.
+# a random API_TOKEN: compose turns on Service B's bearer authentication with it, and a random
+# RABBITMQ_ERLANG_COOKIE (hex) that the nodes of the "ha" profile's RabbitMQ cluster share.
 # Adds only what is missing or empty; an existing password is never replaced, because
 # RabbitMQ keeps the one it was first started with (until `docker compose down -v`).
 # ENV_FILE=path writes elsewhere (relative paths are from the repository root).
@@ -41,8 +42,13 @@ for name in RABBITMQ_PASS GRAFANA_ADMIN_PASSWORD API_TOKEN; do
   fi
 done
 
+if [ -z "$(value_of RABBITMQ_ERLANG_COOKIE)" ]; then
+  set_value RABBITMQ_ERLANG_COOKIE "$("$PYTHON" -c 'import secrets; print(secrets.token_hex(24))')"
+  written+=(RABBITMQ_ERLANG_COOKIE)
+fi
+
 if [ ${#written[@]} -eq 0 ]; then
-  echo "make-env: $env_file already sets RABBITMQ_USER, RABBITMQ_PASS, GRAFANA_ADMIN_PASSWORD and API_TOKEN; left unchanged" >&2
+  echo "make-env: $env_file already sets RABBITMQ_USER, RABBITMQ_PASS, GRAFANA_ADMIN_PASSWORD, API_TOKEN and RABBITMQ_ERLANG_COOKIE; left unchanged" >&2
 else
   echo "make-env: wrote ${written[*]} to $env_file (mode 0600)" >&2
 fi

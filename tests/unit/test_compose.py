@@ -708,3 +708,103 @@ def test_the_locust_services_only_set_options_the_locustfile_reads() -> None:
         assert service["profiles"] == ["load"], "load generators never start with the platform"
         given = {key for key in service["environment"] if key.startswith("LOAD_")}
         assert given and given <= read, given - read
+
+
+# --- the "ha" profile: a RabbitMQ cluster and Redis with Sentinel ----------------------------
+
+HA_OVERRIDE = ROOT / "compose.ha.yaml"
+HA_CONFIG = ROOT / "docker" / "ha"
+RABBITMQ_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
+SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
+HA_SERVICES = {*RABBITMQ_NODES, "redis-primary", "redis-replica", *SENTINELS}
+
+
+@pytest.fixture(scope="module")
+def ha_override() -> dict[str, Any]:
+    return load_yaml(HA_OVERRIDE)
+
+
+def test_the_ha_services_start_only_with_the_ha_profile(services: dict[str, dict[str, Any]]) -> None:
+    in_profile = {name for name, service in services.items() if "ha" in (service.get("profiles") or [])}
+    assert in_profile == HA_SERVICES
+    assert all(services[name]["profiles"] == ["ha"] for name in HA_SERVICES)
+    # The default profile is what it was: the platform and its single RabbitMQ and Redis.
+    for name in ("rabbitmq", "redis", *SERVICES_NEEDING_CERTS):
+        assert not services[name].get("profiles"), name
+
+
+def test_the_rabbitmq_nodes_share_one_cookie_from_the_env_file(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    cookies = {environment_of(services[name]).get("RABBITMQ_ERLANG_COOKIE") for name in RABBITMQ_NODES}
+    (cookie,) = cookies
+    assert cookie and INTERPOLATION.match(cookie) and "RABBITMQ_ERLANG_COOKIE" in cookie
+    for name in RABBITMQ_NODES:
+        environment = environment_of(services[name])
+        for variable in ("RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"):
+            assert INTERPOLATION.match(environment[variable]), f"{name}: {variable}"
+
+
+def test_the_rabbitmq_nodes_form_a_cluster_by_classic_config_peer_discovery(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = (HA_CONFIG / "rabbitmq-cluster.conf").read_text(encoding="utf-8")
+    assert re.search(r"^cluster_formation\.peer_discovery_backend = classic_config$", config, re.M)
+    listed = re.findall(r"^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@(\S+)$", config, re.M)
+    assert sorted(listed) == sorted(services[name]["hostname"] for name in RABBITMQ_NODES)
+    for name in RABBITMQ_NODES:
+        service = services[name]
+        assert in_container(service, HA_CONFIG / "rabbitmq-cluster.conf") == "/etc/rabbitmq/conf.d/20-cluster.conf"
+        assert all(str(v).endswith(":ro") for v in service["volumes"] if str(v).startswith("."))
+        assert service["healthcheck"]["test"], name
+    # Each node keeps its own data.
+    data = [next(str(v) for v in services[n]["volumes"] if str(v).endswith(":/var/lib/rabbitmq"))
+            for n in RABBITMQ_NODES]
+    assert len(set(data)) == len(RABBITMQ_NODES)
+
+
+def test_redis_runs_a_master_a_replica_and_three_sentinels(services: dict[str, dict[str, Any]]) -> None:
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1:][:2] == ["redis-primary", "6379"]
+    config = (HA_CONFIG / "sentinel.conf").read_text(encoding="utf-8")
+    monitor = re.search(r"^sentinel monitor (\S+) (\S+) (\d+) (\d+)$", config, re.M)
+    assert monitor and monitor.group(2) == "redis-primary" and monitor.group(3) == "6379"
+    assert int(monitor.group(4)) == len(SENTINELS) // 2 + 1, "a majority of the sentinels"
+    assert re.search(r"^sentinel resolve-hostnames yes$", config, re.M)
+    for name in SENTINELS:
+        assert "--sentinel" in " ".join(services[name]["command"]), name
+        assert in_container(services[name], HA_CONFIG / "sentinel.conf"), name
+
+
+def test_the_ha_override_points_service_b_and_the_workers_at_the_cluster(
+    ha_override: dict[str, Any], services: dict[str, dict[str, Any]],
+) -> None:
+    assert set(ha_override["services"]) == {"service-b", "worker"}
+    known = variables_the_code_reads()
+    config = (HA_CONFIG / "sentinel.conf").read_text(encoding="utf-8")
+    master = re.search(r"^sentinel monitor (\S+)", config, re.M)
+    for name, override in ha_override["services"].items():
+        environment = environment_of(override)
+        assert set(environment) <= known, f"{name}: {set(environment) - known}"
+        urls = environment["AMQP_URL"].split(",")
+        hosts = [re.match(r"^amqp://([^@]+)@([^:/]+):5672/$", url) for url in urls]
+        assert all(hosts) and [h.group(2) for h in hosts if h] == list(RABBITMQ_NODES), urls
+        for match in hosts:
+            assert match is not None
+            user, _, password = match.group(1).partition("}:")
+            assert INTERPOLATION.match(user + "}") and INTERPOLATION.match(password), name
+        assert environment["QUORUM_INITIAL_GROUP_SIZE"] == str(len(RABBITMQ_NODES))
+        sentinels = environment["REDIS_SENTINELS"].split(",")
+        assert sentinels == [f"{sentinel}:26379" for sentinel in SENTINELS]
+        assert master and environment["REDIS_SENTINEL_MASTER"] == master.group(1)
+        for target, condition in dependencies_of(override).items():
+            assert target in HA_SERVICES and condition == "service_healthy", target
+            assert services[target]["healthcheck"]["test"], target
+
+
+def test_make_env_writes_an_erlang_cookie(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    run_make_env(env_file)
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert re.fullmatch(r"[0-9a-f]{48}", values["RABBITMQ_ERLANG_COOKIE"])
+    assert values["RABBITMQ_ERLANG_COOKIE"] not in {values["RABBITMQ_PASS"], values["API_TOKEN"]}
