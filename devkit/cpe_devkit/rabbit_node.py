@@ -250,12 +250,11 @@ class RabbitCluster:
         for node in self.nodes:
             node.launch()
         _each(self.nodes, lambda node: node.wait_ready(timeout))
-        seed = self.nodes[0]
-        for node in self.nodes[1:]:  # one at a time: joins change the cluster's schema
-            node.ctl("stop_app")
-            node.ctl("reset")
+        seed, joining = self.nodes[0], self.nodes[1:]
+        _each(joining, lambda node: (node.ctl("stop_app"), node.ctl("reset")))
+        for node in joining:  # one at a time: each join changes the cluster's schema
             node.ctl("join_cluster", seed.node)
-            node.ctl("start_app")
+        _each(joining, lambda node: node.ctl("start_app"))
         self.wait_running(self.nodes, timeout)
 
     def close(self) -> None:
@@ -337,16 +336,25 @@ class RabbitCluster:
             found.append((str(properties.get("connection_name", "")), self.by_port(int(row["port"]))))
         return found
 
-    def close_connection(self, name: str, node: RabbitNode, reason: str) -> int:
-        """Close every connection that client name holds on ``node``; how many were closed."""
-        rows = self._json(node, "list_connections", "pid", "port", "client_properties")
-        closed = 0
-        for row in rows if isinstance(rows, list) else []:
-            properties = _client_properties(row.get("client_properties"))
-            if int(row["port"]) == node.amqp_port and properties.get("connection_name") == name:
-                if node.ctl("close_connection", str(row["pid"]), reason, check=False) is not None:
-                    closed += 1
-        return closed
+    def move_connections_to(self, node: RabbitNode, *, at_least: int,
+                            timeout: float = CLUSTER_SECONDS) -> list[tuple[str, RabbitNode]]:
+        """Close every client connection that is not on ``node`` until ``at_least`` are and
+        none is elsewhere: clients that fail over move on to their next node by themselves,
+        so each lands on ``node`` within one round of its list. The connections, at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # The table form: close_connection takes its pids (JSON's "#PID<...>" it refuses).
+            output = node.ctl("list_connections", "pid", "port", "--no-table-headers", check=False)
+            rows = [line.split("\t") for line in (output or "").splitlines() if "\t" in line]
+            elsewhere = [pid for pid, port in rows if int(port) != node.amqp_port]
+            if not elsewhere and len(rows) >= at_least:
+                return self.connections(asked=node)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(rows) - len(elsewhere)} connections on {node.node}, "
+                                   f"{len(elsewhere)} elsewhere after {timeout:.0f} s")
+            for pid in elsewhere:
+                node.ctl("close_connection", pid, "moved by the tests", check=False)
+            time.sleep(POLL_SECONDS * 2)
 
     # -- faults and recovery --------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class Ledger:
     unanswered: int = 0
     unexpected: Counter[str] = field(default_factory=Counter)
     slowest_refusal: float = 0.0  # seconds, of the slowest create answered 500
+    answered_5xx_at: list[float] = field(default_factory=list)  # monotonic times of 500 and 503 answers
     statuses: dict[str, str | None] = field(default_factory=dict)  # after settle(); None: no record
     settled: bool = False  # whether settle() ran: the final figures mean nothing before
     notes: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +62,8 @@ class Ledger:
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
             self.unanswered += 1
             return None
+        if status >= 500:
+            self.answered_5xx_at.append(time.monotonic())
         if status == 200 and answer.get("code") == 200:
             self.accepted[answer["taskId"]] = equipment_id
             self.accepted_at[answer["taskId"]] = time.monotonic()

@@ -14,7 +14,11 @@ whole round of failed attempts, not between the nodes of one round. It logs the 
 connected to (host:port, never credentials).
 
 While it is disconnected, ``publish`` fails at once with ``BrokerNotConnected`` rather than
-waiting: Service B answers 500 instead of hanging a client.
+waiting: Service B answers 500 instead of hanging a client. A publish the broker nacked (or
+did not confirm in time) renews the publishing channel, in place: on RabbitMQ 3.10 a channel
+that published to a quorum queue while its leader's node was dying nacks every later publish
+to it, for as long as it lives, while a new channel publishes again as soon as a new leader is
+elected (``tests/faults/test_rabbitmq_cluster.py`` measured both).
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class Broker:
         self._consumers: list[_Consumer] = []
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._publisher: ConfirmingPublisher | None = None
+        self._renewing = asyncio.Lock()
         self._connected = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._consuming = True
@@ -200,8 +205,31 @@ class Broker:
         publisher = self._publisher
         if publisher is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
-        await publisher.publish(queue, body, message_id=message_id, headers=headers,
-                                expiration_ms=expiration_ms)
+        try:
+            await publisher.publish(queue, body, message_id=message_id, headers=headers,
+                                    expiration_ms=expiration_ms)
+        except BrokerUnavailable:
+            await self._renew_publisher(publisher)
+            raise
+
+    async def _renew_publisher(self, failed: ConfirmingPublisher) -> None:
+        """Replace the publishing channel after a nack or a confirm timeout (once per channel,
+        however many publishes failed on it); nothing when the connection is going anyway."""
+        async with self._renewing:
+            connection = self._connection
+            if self._publisher is not failed or connection is None or not self.connected:
+                return
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+            except CONNECTION_ERRORS as error:
+                log.info("cannot renew the publishing channel: %r", error)
+                return
+            self._publisher = ConfirmingPublisher(
+                channel, timeout_seconds=self._settings.publish_timeout_seconds,
+                metrics=self._metrics)
+            log.warning("publishing channel renewed after a failed publish (%s)",
+                        self._addresses.node, extra={"component": self._name})
+        await _close_quietly(failed.channel)
 
     async def declare_parking(self, queue: str, ttl_seconds: int) -> None:
         """Declare a parking queue (serialize mode, ``topology.parking_queue``); safe to repeat."""
@@ -336,10 +364,19 @@ class Broker:
 
     async def _wait_until_broken(self) -> None:
         assert self._connection is not None
-        watched = [self._connection.closing]
-        watched += [self._publisher.channel.closing] if self._publisher else []
-        watched += [c.channel.closing for c in self._consumers if c.channel is not None]
-        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            publisher = self._publisher
+            # ``closing`` gives a new observer at every call: keep the publisher's to compare.
+            publisher_closing = publisher.channel.closing if publisher else None
+            watched = [self._connection.closing]
+            watched += [publisher_closing] if publisher_closing is not None else []
+            watched += [c.channel.closing for c in self._consumers if c.channel is not None]
+            done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for observer in pending:
+                observer.cancel()  # stops the observer only
+            if publisher is not self._publisher and done == {publisher_closing}:
+                continue  # the publishing channel was replaced on purpose (_renew_publisher)
+            break
         for future in done:
             reason = future.exception() if not future.cancelled() else None
             log.warning("RabbitMQ connection or channel closed (%s): %r", self._addresses.node,
