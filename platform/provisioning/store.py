@@ -26,7 +26,31 @@ Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task 
   turn, in creation order, at most ``EQUIPMENT_MAX_WAITING`` (see ``serialization``).
 
 The scripts derive the device keys from the record's equipment id, so the store needs a single
-Redis keyspace (one node, or Sentinel), which is what it connects to.
+Redis keyspace (one node, or Sentinel), which is what it connects to (``redis_connection``).
+
+Durability across a failover. Redis replicates asynchronously: a write the master acknowledged
+can be missing on the replica Sentinel promotes. Two rules keep a task answered 200 from
+being lost:
+
+- **Durable writes** (``REDIS_WAIT_REPLICAS`` = n > 0): the writes no failover may lose, the
+  create (before the 200 and before its message is published), every final transition (the
+  result's, before its message is acked; the tombstone of an unconfirmed publish) and a
+  restore of a final record, are followed on the same connection by ``WAIT n timeout``. Fewer
+  than n acknowledgements in ``REDIS_WAIT_TIMEOUT_SECONDS`` is ``StoreUnavailable``: the create
+  takes its record back and answers 500 (its message is never published), the results consumer
+  holds the result and retries. A retry that finds its own earlier write (the transition is
+  then stale) renews the record's TTL, so its ``WAIT`` still confirms that write. Deploy
+  n + 1 replicas or more to stay writable while one server is down: with n replicas, writes
+  wait until the failed server is back as a replica.
+- **Restore** (with Sentinel, ``restorable``): a task message or a result whose task has no
+  record writes it back from the message (``restore``: running from a task, final from a
+  result), instead of dead-lettering it as unknown. A refused create keeps its tombstone (a
+  record: nothing is restored over it), and a deleted record (a publish that never left) has no
+  message. A restored record is marked ``restored`` and has lost its trace id, its callbackUrl
+  and its earlier events; restored from a result, its creation time is the result's.
+
+With n = 0 (the default), only the restore protects a 200: a create acknowledged and lost
+together with its unconfirmed publish's tombstone would then run although it answered 500.
 """
 
 from __future__ import annotations

@@ -183,3 +183,35 @@ async def subscribed_on(server: RedisServer, client_name: str, timeout: float) -
             await asyncio.sleep(0.2)
     finally:
         await client.aclose()
+
+
+async def test_a_record_a_failover_lost_is_restored_once_from_its_message(
+    group: SentinelGroup,
+) -> None:
+    async with TaskStore(settings_for(group, wait_replicas=1, wait_timeout_seconds=0.5)) as store:
+        task_id = str(uuid.uuid4())
+        created = await store.create(task_id, "abcdef1")
+        await store.redis.delete(store.key(task_id), store.events_key(task_id))  # "lost"
+        assert store.restorable(created)
+        assert await store.restore(task_id, "abcdef1", TaskStatus.RUNNING, created_at=created)
+        assert not await store.restore(task_id, "abcdef1", TaskStatus.RUNNING, created_at=created)
+        record = await store.get(task_id)
+        assert record is not None and record.status is TaskStatus.RUNNING
+        assert (record.created_at, record.running_at is not None) == (created, True)
+        page = await store.history("abcdef1", limit=10)
+        assert [r.task_id for r in page.records] == [task_id]
+        done = await store.transition(task_id, TaskStatus.COMPLETED, attempts=1)
+        assert done.outcome is TransitionOutcome.APPLIED
+        assert [fields["type"] for _, fields in await store.events(task_id)] == [
+            "running", "completed"]
+
+
+def test_only_a_store_behind_sentinel_restores_and_only_records_that_would_not_have_expired(
+) -> None:
+    one_node = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix="x:", task_ttl_seconds=600,
+                             socket_timeout_seconds=1.0, max_connections=1)
+    behind_sentinel = replace(one_node, sentinels=(("127.0.0.1", 1),))
+    now = time.time()
+    assert not TaskStore(one_node).restorable(now)
+    assert TaskStore(behind_sentinel).restorable(now - 599, now=now)
+    assert not TaskStore(behind_sentinel).restorable(now - 601, now=now)
