@@ -318,3 +318,9 @@ class FaultPlatform:
 
 # ``start_platform(**overrides)``: a started FaultPlatform, stopped after the test.
 PlatformFactory = Callable[..., Awaitable[FaultPlatform]]
+
+
+def redelivered_tasks(platform: FaultPlatform) -> int:
+    """How many times a worker started a task that RabbitMQ had delivered before."""
+    return sum(entry["message"] == "task running" and entry.get("redelivered") is True
+               for entry in platform.log_entries("worker"))

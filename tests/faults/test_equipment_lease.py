@@ -20,9 +20,9 @@ from provisioning.models import TaskRecord
 from provisioning.settings import RedisSettings
 from provisioning.store import TaskStore
 
-from .harness import FaultPlatform, PlatformFactory
+from .harness import FaultPlatform, PlatformFactory, redelivered_tasks
 from .ledger import Ledger, equipment
-from .test_worker_killed import a_worker_holding_tasks, redelivered_tasks
+from .test_worker_killed import a_worker_holding_tasks
 
 DEVICES, TASKS_PER_DEVICE = 5, 4
 CALL_TIMEOUT, LEASE_MARGIN = 3.0, 1.0

@@ -16,10 +16,10 @@ from provisioning.environment import Environment
 from provisioning.settings import RedisSettings
 from provisioning.store import TaskStore
 
-from .harness import PlatformFactory
+from .harness import PlatformFactory, redelivered_tasks
 from .ledger import Ledger, equipment
 from .test_equipment_lease import KILL_DELAY, LEASE_SETTINGS, OVERLAPS
-from .test_worker_killed import a_worker_holding_tasks, redelivered_tasks
+from .test_worker_killed import a_worker_holding_tasks
 
 SERIAL_DEVICES, SERIAL_TASKS = 5, 3
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .harness import FaultPlatform, PlatformFactory, WorkerProcess
+from .harness import FaultPlatform, PlatformFactory, WorkerProcess, redelivered_tasks
 from .ledger import Ledger
 
 TASKS = 100
@@ -36,12 +36,6 @@ async def a_worker_holding_tasks(platform: FaultPlatform, at_least: int, timeout
         if time.monotonic() > deadline:
             raise AssertionError(f"no worker held {at_least} tasks at the stub: {held}")
         await asyncio.sleep(0.1)
-
-
-def redelivered_tasks(platform: FaultPlatform) -> int:
-    """How many times a worker started a task that RabbitMQ had delivered before."""
-    return sum(entry["message"] == "task running" and entry.get("redelivered") is True
-               for entry in platform.log_entries("worker"))
 
 
 @pytest.mark.timeout(120)
