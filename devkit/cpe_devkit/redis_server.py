@@ -1,6 +1,7 @@
 """A redis-server of the fault tests' own, which they may stop and restart (the RabbitMQ node
 they restart is ``rabbit_node.RabbitNode``), and a Sentinel deployment of them
-(``SentinelGroup``: a master, a replica and three sentinels) whose master they may kill.
+(``SentinelGroup``: a master, a replica and three sentinels) whose master they may kill, and a
+Redis Cluster of them (``RedisClusterNodes``: 3 masters with a replica each) likewise.
 
 None of it is the machine's: every process has its own port and directory, and keeps its data
 across a restart in an append-only file fsynced on every write, so a restart is the honest one
@@ -10,18 +11,22 @@ a production store goes through.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from .ports import free_port
+from .ports import free_port, port_is_free
 from .processes import Background, wait_until
 
 MASTER_NAME = "mymaster"
 # A replica, or a killed master back as one, syncs at once (7.0 waits 5 s for more replicas).
 SYNC_AT_ONCE = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+# A cluster master that stops answering for this long is failed over to its replica.
+CLUSTER_NODE_TIMEOUT_MS = 2000
+CLUSTER_BUS_OFFSET = 10_000  # a cluster node's bus port is its port plus this
 
 
 @dataclass
@@ -238,3 +243,139 @@ class SentinelGroup:
             sentinel.close()
         for server in self.servers:
             server.close()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET < 65536 and port_is_free(port + CLUSTER_BUS_OFFSET):
+            return port
+    raise RuntimeError("no free port with a free cluster bus port found")
+
+
+@dataclass
+class RedisClusterNodes:
+    """A throwaway Redis Cluster: ``masters`` masters with ``replicas`` replica(s) each, every
+    node a ``RedisServer`` of its own (port, directory, append-only file), on loopback."""
+
+    directory: Path
+    masters: int = 3
+    replicas: int = 1
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            for index in range(self.masters * (1 + self.replicas)):
+                self.nodes.append(RedisServer(
+                    self.directory / f"node-{index}", cluster_port(),
+                    options=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                             "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+                             *SYNC_AT_ONCE)))
+
+    @property
+    def url(self) -> str:
+        """A seed node's URL (``REDIS_URL`` with ``REDIS_CLUSTER=true``)."""
+        return self.nodes[0].url
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{node.port}" for node in self.nodes]
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every node, create the cluster and wait until it serves every slot."""
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *self.addresses,
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout)
+        wait_until(self.healthy, timeout=timeout, what="a healthy cluster (every slot served, "
+                   "every master with its replicas)")
+
+    def info(self, node: RedisServer) -> dict[str, str]:
+        """``CLUSTER INFO`` of one node ({} when it does not answer)."""
+        client = redis.Redis(port=node.port, socket_timeout=1, socket_connect_timeout=1,
+                             decode_responses=True)
+        try:
+            text = str(client.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+        except redis.RedisError:
+            return {}
+        finally:
+            client.close()
+        return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+    def roles(self) -> dict[int, str]:
+        """Each running node's role ("master", or "slave" once its link to its master is up:
+        "syncing" before), by port."""
+        roles: dict[int, str] = {}
+        for node in self.nodes:
+            if not node.running:
+                continue
+            client = redis.Redis(port=node.port, socket_timeout=1, socket_connect_timeout=1,
+                                 decode_responses=True)
+            try:
+                role = client.execute_command("ROLE")  # type: ignore[no-untyped-call]
+                # A replica's ROLE: slave, master host, master port, link state, offset.
+                roles[node.port] = ("syncing" if role[0] == "slave" and role[3] != "connected"
+                                    else str(role[0]))
+            except redis.RedisError:
+                pass
+            finally:
+                client.close()
+        return roles
+
+    def healthy(self) -> bool:
+        """Every running node sees the cluster ``ok``, and there are ``masters`` masters with
+        ``replicas`` replicas each, in sync, among the running nodes (a replica that has not
+        synced yet cannot take over)."""
+        running = [node for node in self.nodes if node.running]
+        if not all(self.info(node).get("cluster_state") == "ok" for node in running):
+            return False
+        roles = list(self.roles().values())
+        return (roles.count("master") == self.masters
+                and roles.count("slave") == self.masters * self.replicas)
+
+    def serving(self) -> bool:
+        """Every running node sees the cluster ``ok`` (every slot has a live master)."""
+        running = [node for node in self.nodes if node.running]
+        infos = [self.info(node) for node in running]
+        return bool(infos) and all(info.get("cluster_state") == "ok" for info in infos)
+
+    def master_of(self, key: str) -> RedisServer:
+        """The node that is the master of ``key``'s slot now."""
+        client = redis.RedisCluster(host="127.0.0.1", port=self._live().port,
+                                    decode_responses=True)
+        try:
+            address = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        return next(node for node in self.nodes if node.port == address.port)
+
+    def kill_master(self, key: str, timeout: float = 30.0) -> tuple[RedisServer, float]:
+        """SIGKILL the master of ``key``'s slot and wait until its replica took over and the
+        cluster serves every slot again: the node killed and the seconds the slot had no
+        master (as the surviving nodes saw it)."""
+        victim = self.master_of(key)
+        victim.stop(signal.SIGKILL)
+        killed = time.monotonic()
+
+        def promoted() -> bool:
+            try:
+                return self.master_of(key).port != victim.port and self.serving()
+            except redis.RedisError:
+                return False
+
+        wait_until(promoted, timeout=timeout, what="the replica promoted")
+        return victim, time.monotonic() - killed
+
+    def _live(self) -> RedisServer:
+        return next(node for node in self.nodes if node.running)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

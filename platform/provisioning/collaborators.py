@@ -30,7 +30,8 @@ class TaskTransitions(RecordRestore, Protocol):
     it when it was lost."""
 
     async def transition(
-        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
+        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,
+        equipment_id: str | None = None,
     ) -> Transition: ...
 
 
@@ -40,7 +41,7 @@ class ResultTransitions(RecordRestore, Protocol):
 
     async def transition(
         self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,
-        attempts: int | None = None,
+        attempts: int | None = None, equipment_id: str | None = None,
     ) -> Transition: ...
 
 
@@ -75,7 +76,8 @@ class TurnHandOver(Protocol):
 class AttemptLog(Protocol):
     """Records one Service A attempt in the task's event log (``TaskStore.record_attempt``)."""
 
-    async def record_attempt(self, task_id: str, attempt: int, outcome: str) -> None: ...
+    async def record_attempt(self, task_id: str, attempt: int, outcome: str, *,
+                             equipment_id: str | None = None) -> None: ...
 
 
 class WebhookQueue(Protocol):

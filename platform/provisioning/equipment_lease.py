@@ -1,8 +1,9 @@
 """A device's lease: at most one Service A call per device at a time, across every worker.
 
 In ``reject`` and ``serialize`` mode (``EQUIPMENT_CONCURRENCY``) a worker holds
-``{prefix}lease:{equipment_id}`` around every Service A attempt. The lease is a Redis string
-holding the holder's token (task id and a fresh uuid per attempt) with an expiry of
+``{prefix}lease:{equipment_id}`` (the equipment id in braces: the device's hash tag) around
+every Service A attempt. The lease is a Redis string holding the holder's token (task id
+and a fresh uuid per attempt) with an expiry of
 ``SERVICE_A_TIMEOUT_SECONDS + EQUIPMENT_LEASE_MARGIN_SECONDS``, set just before the call starts.
 A worker that dies cannot tell Service A to stop, so its lease is simply left to expire: Service
 A gives up a call no later than its client's timeout (the assumption this rests on), and the
@@ -89,7 +90,8 @@ class EquipmentLease:
                    + settings.equipment_lease_margin_seconds)
 
     def key(self, equipment_id: str) -> str:
-        return f"{self._key_prefix}{names.LEASE_KEY}{equipment_id}"
+        # The device's hash tag, like every key of the device (``store``).
+        return f"{self._key_prefix}{names.LEASE_KEY}{{{equipment_id}}}"
 
     @asynccontextmanager
     async def hold(self, equipment_id: str, task_id: str) -> AsyncIterator[float]:

@@ -1,11 +1,14 @@
 """Names shared by every process: Redis keys, queues, message headers. Constants only."""
 
 DEFAULT_KEY_PREFIX = "provisioning:"
-TASK_KEY = "task:"
-EQUIPMENT_KEY = "equipment:"  # per-device index and state (history, the unfinished task)
+# Every key of one device shares the hash tag {equipment id} (a Redis Cluster slot), so one
+# script can touch a task's record together with its device's keys (``store``).
+TASK_KEY = "task:"  # {prefix}task:{equipment id}:{uuid}, a task's record
+TASK_DEVICE_KEY = "task-device:"  # {prefix}task-device:{uuid}, the task's equipment id (an index)
+EQUIPMENT_KEY = "equipment:"  # {prefix}equipment:{equipment id}:tasks|active|waiting
 IDEMPOTENCY_KEY = "idempotency:"
-LEASE_KEY = "lease:"  # per-device lease held while a worker calls Service A
-EVENTS_KEY = "events:"  # {prefix}events:{uuid}, a task's event log (a stream)
+LEASE_KEY = "lease:"  # {prefix}lease:{equipment id}, held while a worker calls Service A
+EVENTS_KEY = "events:"  # {prefix}events:{equipment id}:{uuid}, a task's event log (a stream)
 EVENTS_CHANNEL = "task-events"  # {prefix}task-events: pub/sub, "{task id} {event type}"
 
 DEFAULT_TASKS_QUEUE = "tasks_queue"

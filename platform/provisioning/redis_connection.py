@@ -1,5 +1,5 @@
-"""Where every Redis client of the platform is opened, from ``RedisSettings``: one node, or the
-master that Redis Sentinel names.
+"""Where every Redis client of the platform is opened, from ``RedisSettings``: one node, the
+master that Redis Sentinel names, or a Redis Cluster.
 
 - **One node** (``REDIS_SENTINELS`` empty): ``REDIS_URL`` names the server.
 - **Sentinel** (``REDIS_SENTINELS=host:port,...`` and ``REDIS_SENTINEL_MASTER``): redis-py's
@@ -8,6 +8,12 @@ master that Redis Sentinel names.
   follows a failover by itself. ``REDIS_URL`` still gives the database, the password and TLS
   (``rediss://``); its host and port are not used. The sentinels themselves are asked with the
   same timeouts (and TLS settings), without the data password.
+- **Cluster** (``REDIS_CLUSTER=true``): redis-py's asyncio ``RedisCluster``, seeded by
+  ``REDIS_URL`` (any node; its password and TLS serve every node). It routes each command by its
+  key's slot and follows ``MOVED`` and a failover by refreshing its slot map. The store's keys
+  are laid out so that every script's keys share one hash tag (``store``). The cluster client's
+  per-node pools do not block: past ``REDIS_MAX_CONNECTIONS`` to one node a command fails and is
+  retried by the cluster client's own retry.
 
 Two kinds of client, each opened once per process (in its start hook) and closed with it:
 
@@ -19,16 +25,30 @@ Two kinds of client, each opened once per process (in its start hook) and closed
   pooled connection is retried (``COMMAND_RETRIES``, short backoff) on a new one; during a
   failover that new one fails too, and the caller sees ``StoreUnavailable``.
 - ``subscriber_client``: a client of its own for a pub/sub subscription (``api.waiters``), no
-  command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``.
+  command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``. On a
+  cluster it subscribes on one node, chosen at random from the cluster's current nodes at each
+  (re)subscription: a classic ``PUBLISH`` is forwarded to every node of the cluster over the
+  cluster bus, so one subscription on any node, master or replica, hears every notice.
+  (Sharded pub/sub, ``SPUBLISH``, would deliver only within the channel's slot: the store's
+  notices come from scripts on every slot, so it would need a channel, and a subscription, per
+  slot.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import random
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import (
+    BlockingConnectionPool,
+    ConnectionPool,
+    SSLConnection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import (
     Sentinel,
@@ -68,16 +88,41 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionP
     """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RedisClient:
     """An opened client, and the sentinels' clients behind it (None on one node), closed
-    together."""
+    together. On a cluster, ``redis`` is a ``RedisCluster`` (the same command API, typed as
+    ``Redis`` for its callers) and ``cluster`` is it too."""
 
     redis: aioredis.Redis
     sentinel: Sentinel | None = None
+    cluster: RedisCluster | None = None
+    # Cluster subscriptions: the options of the one-node client ``pubsub`` opens, and it.
+    node_options: dict[str, Any] = field(default_factory=dict)
+    _node: aioredis.Redis | None = None
+
+    async def pubsub(self) -> PubSub:
+        """A pub/sub on this client's server; on a cluster, on a node chosen afresh (see the
+        module docstring), the previous one's client closed."""
+        if self.cluster is None:
+            return self.redis.pubsub(ignore_subscribe_messages=True)
+        await self._close_node()
+        await self.cluster.initialize()
+        # A fresh slot map, so a node that died is no longer chosen once the cluster knows.
+        await self.cluster.nodes_manager.initialize()
+        node = random.choice(self.cluster.get_nodes())
+        self._node = aioredis.Redis.from_pool(
+            ConnectionPool(host=node.host, port=node.port, **self.node_options))
+        return self._node.pubsub(ignore_subscribe_messages=True)
+
+    async def _close_node(self) -> None:
+        node, self._node = self._node, None
+        if node is not None:
+            await node.aclose()
 
     async def aclose(self) -> None:
         try:
+            await self._close_node()
             await self.redis.aclose()
         finally:
             if self.sentinel is not None:
@@ -95,6 +140,9 @@ def store_client(settings: RedisSettings) -> RedisClient:
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "retry": Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES),
     }
+    if settings.cluster:
+        del options["timeout"]
+        return _cluster(settings, options)
     if not settings.sentinels:
         pool = BlockingConnectionPool.from_url(settings.url, **options)
         return RedisClient(aioredis.Redis.from_pool(pool))
@@ -112,9 +160,24 @@ def subscriber_client(settings: RedisSettings, *, client_name: str,
         "health_check_interval": health_check_seconds,
         "retry": Retry(NoBackoff(), 0),
     }
+    if settings.cluster:
+        # The cluster client only finds the nodes; the subscription is on one of them.
+        client = _cluster(settings, {**options, "health_check_interval": 0})
+        from_url = dict(parse_url(settings.url))
+        for address in ("host", "port", "path", "unix_socket_path", "db"):
+            from_url.pop(address, None)
+        client.node_options = {**from_url, **options}
+        return client
     if not settings.sentinels:
         return RedisClient(aioredis.Redis.from_url(settings.url, **options))
     return _master(settings, SentinelConnectionPool, options)
+
+
+def _cluster(settings: RedisSettings, options: dict[str, Any]) -> RedisClient:
+    cluster = RedisCluster.from_url(settings.url, **options)
+    # RedisCluster serves the command API the platform uses (scripts with their keys, pipelines
+    # split per node, pub/sub), so its callers see it as a ``Redis``.
+    return RedisClient(cast(aioredis.Redis, cluster), cluster=cluster)
 
 
 def _master(settings: RedisSettings, pool_class: type[SentinelConnectionPool],

@@ -65,11 +65,12 @@ class TurnStore(Protocol):
 
     async def advance(self, equipment_id: str) -> Advance: ...
 
-    async def parked(self, task_id: str) -> tuple[TaskStatus | None, bool]: ...
+    async def parked(self, task_id: str, equipment_id: str | None = None
+                     ) -> tuple[TaskStatus | None, bool]: ...
 
-    async def unpark(self, task_id: str) -> None: ...
+    async def unpark(self, task_id: str, equipment_id: str | None = None) -> None: ...
 
-    async def tombstone(self, task_id: str) -> Transition: ...
+    async def tombstone(self, task_id: str, equipment_id: str | None = None) -> Transition: ...
 
 
 class ParkingBroker(Protocol):
@@ -115,7 +116,7 @@ class Serializer:
                 await self._broker.delete_queue(parking_queue(self._tasks_queue, skipped))
             if step.outcome is not AdvanceOutcome.MOVE:
                 return step.task_id or None
-            if await self._move(step):
+            if await self._move(step, equipment_id):
                 return step.task_id
 
     async def hand_over_held(self, delivery: InboundDelivery, equipment_id: str) -> bool:
@@ -137,7 +138,7 @@ class Serializer:
                             extra={"equipment_id": equipment_id})
                 await asyncio.sleep(pause)
 
-    async def _move(self, step: Advance) -> bool:
+    async def _move(self, step: Advance, equipment_id: str) -> bool:
         """Move the turn's parked message to the tasks queue. True when the task is on the
         tasks queue now (moved here or by another hand-over); False when it no longer needs
         the turn (final or gone, or its message never arrived: tombstoned)."""
@@ -147,7 +148,7 @@ class Serializer:
         deadline = time.monotonic() + self._arrival_seconds
         pauses = self._fetch_retry.delays()
         while (fetched := await self._broker.fetch(queue)) is None:
-            status, parked = await until_available(lambda: self._store.parked(task_id),
+            status, parked = await until_available(lambda: self._store.parked(task_id, equipment_id),
                                                    what="read a parked task", task_id=task_id)
             if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and not parked:
                 return True  # another hand-over moved it
@@ -155,14 +156,14 @@ class Serializer:
                 await self._broker.delete_queue(queue)
                 return False
             if time.monotonic() >= deadline:
-                await self._tombstone(task_id)
+                await self._tombstone(task_id, equipment_id)
                 await self._broker.delete_queue(queue)
                 return False
             await asyncio.sleep(next(pauses))
         try:
             await self._broker.publish(self._tasks_queue, fetched.body, message_id=task_id,
                                        headers=fetched.headers)
-            await until_available(lambda: self._store.unpark(task_id), what="unpark a task",
+            await until_available(lambda: self._store.unpark(task_id, equipment_id), what="unpark a task",
                                   task_id=task_id)
             await fetched.settle(delete_queue=queue)
         finally:
@@ -176,9 +177,9 @@ class Serializer:
                  extra={**fields, "waiting": step.waiting})
         return True
 
-    async def _tombstone(self, task_id: str) -> None:
+    async def _tombstone(self, task_id: str, equipment_id: str) -> None:
         transition = await until_available(
-            lambda: self._store.tombstone(task_id),
+            lambda: self._store.tombstone(task_id, equipment_id),
             what="fail a task that never arrived", task_id=task_id)
         log.warning("waiting task's message never reached its parking queue (its create "
                     "answered 500): %s", transition.outcome.value, extra={"task_id": task_id})

@@ -47,8 +47,13 @@ class RedisSettings:
     # REDIS_WAIT_TIMEOUT_SECONDS (below REDIS_TIMEOUT_SECONDS); fewer in time is a store failure.
     wait_replicas: int = 0
     wait_timeout_seconds: float = 1.0
+    # REDIS_CLUSTER (true/false): Redis Cluster through redis-py's ``RedisCluster``; ``url``
+    # names any seed node (its password and TLS serve every node). Not with REDIS_SENTINELS.
+    cluster: bool = False
 
     def __post_init__(self) -> None:
+        if self.cluster and self.sentinels:
+            raise SettingsError("REDIS_CLUSTER", "cannot be combined with REDIS_SENTINELS")
         if self.wait_replicas and self.wait_timeout_seconds >= self.socket_timeout_seconds:
             raise SettingsError("REDIS_WAIT_TIMEOUT_SECONDS",
                                 "must be below REDIS_TIMEOUT_SECONDS (a WAIT outlasting the "
@@ -67,6 +72,7 @@ class RedisSettings:
             sentinel_master=env.text("REDIS_SENTINEL_MASTER", "mymaster"),
             wait_replicas=env.integer("REDIS_WAIT_REPLICAS", 0, minimum=0),
             wait_timeout_seconds=env.number("REDIS_WAIT_TIMEOUT_SECONDS", 1.0, minimum=0.01),
+            cluster=env.flag("REDIS_CLUSTER", False),
         )
 
 

@@ -1,20 +1,20 @@
 """The task store: task records in Redis hashes, with transitions that never go backwards.
 
-A record is ``{prefix}task:{uuid}`` holding equipment_id, status, failure, timestamps
+A record is ``{prefix}task:{equipment id}:{uuid}`` holding equipment_id, status, failure, timestamps
 (created_at, running_at, finished_at, cancel_requested_at), the Service A attempts and the
 trace id: O(1) fields, never a credential. Every write renews the TTL, so a task waiting in a
 long queue outlives its wait. A transition runs as one Lua script: it applies only when the new
 status ranks above the current one (pending < running < completed | failed | cancelled), so a
 late ``running`` or a duplicated result cannot overwrite a final status.
 
-Per task, ``{prefix}events:{uuid}`` is its event log (``task_events``): a stream of at
+Per task, ``{prefix}events:{equipment id}:{uuid}`` is its event log (``task_events``): a stream of at
 most ``TASK_EVENT_LOG_LIMIT`` entries, one per change, written by the same script as the change
 (``_EMIT``), which also publishes "{task id} {type}" on ``{prefix}task-events`` for the waiters
 of Service B (``api.waiters``). A record with a ``callback_url`` gets ``webhook_queued`` once its
 webhook is on the webhooks queue (``webhooks.outbox``); until then a final transition, a stale
 one on a final task and a cancel hand the URL back to their caller.
 
-Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task TTL:
+Per device (``{prefix}equipment:{equipment id}:...``), bounded and expiring with the task TTL:
 
 - ``:tasks``, a sorted set of the device's task ids scored by creation time, written in the
   create's script and trimmed there to the ``history_limit`` newest (the v2 history);
@@ -25,11 +25,25 @@ Per device (``{prefix}equipment:{id}:...``), bounded and expiring with the task 
 - ``:waiting``, serialize mode only: a list of the ids of the tasks waiting for the device's
   turn, in creation order, at most ``EQUIPMENT_MAX_WAITING`` (see ``serialization``).
 
-The scripts derive the device keys from the record's equipment id, so the store needs a single
-Redis keyspace (one node, or Sentinel), which is what it connects to (``redis_connection``).
+**One key layout for one node, Sentinel and Redis Cluster.** Every key of a device carries the
+hash tag ``{equipment id}``, so all of them live in one cluster slot: a script may touch a
+task's record, its event log and its device's keys together (create, transition, cancel,
+delete), and a serialize-mode hand-over may read the records of the device's other tasks. Each
+script declares the keys it writes in ``KEYS``; the records that create and advance only read
+(the device's other tasks, named by ids they find in the device's keys) are built from a prefix
+in ``ARGV``, in the same slot. Notices go out by classic ``PUBLISH``, which a cluster forwards
+to every node (``redis_connection``).
+
+A caller that knows the task's equipment id passes it (``equipment_id=``): the classic routes,
+the worker's and the result's messages, cancel and serialization all do. A lookup that only
+knows the task id (the v2 detail, the event stream, the webhook outbox) goes through the
+index ``{prefix}task-device:{uuid}`` -> equipment id, written before the create's script
+(with the task's TTL, written again by its final transition and by a restore, so it lives as
+long as the record and comes back after a failover lost it). An index without a record (a
+create that was refused, or not written) reads as no task.
 
 Durability across a failover. Redis replicates asynchronously: a write the master acknowledged
-can be missing on the replica Sentinel promotes. Two rules keep a task answered 200 from
+can be missing on the replica Sentinel (or a cluster) promotes. Two rules keep a task answered 200 from
 being lost:
 
 - **Durable writes** (``REDIS_WAIT_REPLICAS`` = n > 0): the writes no failover may lose, the
@@ -42,7 +56,7 @@ being lost:
   then stale) renews the record's TTL, so its ``WAIT`` still confirms that write. Deploy
   n + 1 replicas or more to stay writable while one server is down: with n replicas, writes
   wait until the failed server is back as a replica.
-- **Restore** (with Sentinel, ``restorable``): a task message or a result whose task has no
+- **Restore** (with Sentinel or a cluster, ``restorable``): a task message or a result whose task has no
   record writes it back from the message (``restore``: running from a task, final from a
   result), instead of dead-lettering it as unknown. A refused create keeps its tombstone (a
   record: nothing is restored over it), and a deleted record (a publish that never left) has no
@@ -99,12 +113,12 @@ ACTIVE_SUFFIX = ":active"  # {prefix}equipment:{id}:active, the device's unfinis
 HISTORY_SUFFIX = ":tasks"  # {prefix}equipment:{id}:tasks, the device's recent tasks
 WAITING_SUFFIX = ":waiting"  # {prefix}equipment:{id}:waiting, serialize mode: ids in turn order
 
-# Shared by the scripts below: ``settle(task id, equipment id, final?)`` keeps the device's
-# ``active`` pointer right once the task changed: removed when the task ended, its TTL renewed
-# while the task goes on. Only touches the key when it names this task (compare-and-delete).
+# Shared by the scripts below: ``settle(the device's active key, task id, final?, ttl)`` keeps
+# the device's ``active`` pointer right once the task changed: removed when the task ended, its
+# TTL renewed while the task goes on. Only touches the key when it names this task
+# (compare-and-delete).
 _SETTLE = """
-local function settle(prefix, task, equipment, final, ttl)
-  local active = prefix .. equipment .. ':active'
+local function settle(active, task, final, ttl)
   if redis.call('GET', active) == task then
     if final then redis.call('DEL', active) else redis.call('EXPIRE', active, ttl) end
   end
@@ -129,19 +143,18 @@ local function callback(key)
 end
 """
 
-# KEYS[1] the task, KEYS[2] its events; ARGV: 1 new status, 2 its rank, 3 failure ("" for
-# none), 4 now, 5 ttl, 6 is_final, 7 the status the task must have now ("" for any),
-# 8 attempts ("" for none), 9 the task id, 10 the device key prefix, 11 the events channel,
-# 12 the event log's limit, then the ranks as status/rank pairs.
+# KEYS[1] the task, KEYS[2] its events, KEYS[3] its device's unfinished task; ARGV: 1 new
+# status, 2 its rank, 3 failure ("" for none), 4 now, 5 ttl, 6 is_final, 7 the status the task
+# must have now ("" for any), 8 attempts ("" for none), 9 the task id, 10 the events channel,
+# 11 the event log's limit, then the ranks as status/rank pairs.
 # Returns {outcome, status before, created_at, callback}: outcome is "applied", "stale" or
 # "missing"; callback is the task's callbackUrl when it is final (now, or already) and its
 # webhook not queued yet, else "".
 _TRANSITION = _SETTLE + _EMIT + """
-local current, created, equipment = unpack(
-  redis.call('HMGET', KEYS[1], 'status', 'created_at', 'equipment_id'))
+local current, created = unpack(redis.call('HMGET', KEYS[1], 'status', 'created_at'))
 if not current then return {'missing', '', '', ''} end
 local rank = {}
-for i = 13, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 12, #ARGV, 2 do rank[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local function stale()
   if rank[current] == 2 then return {'stale', current, created, callback(KEYS[1])} end
   return {'stale', current, created, ''}
@@ -157,11 +170,11 @@ else
   redis.call('HSET', KEYS[1], ARGV[1] .. '_at', ARGV[4])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-settle(ARGV[10], ARGV[9], equipment or '', ARGV[6] == '1', ARGV[5])
+settle(KEYS[3], ARGV[9], ARGV[6] == '1', ARGV[5])
 local fields = {}
 if ARGV[3] ~= '' then fields[#fields + 1] = 'failure'; fields[#fields + 1] = ARGV[3] end
 if ARGV[8] ~= '' then fields[#fields + 1] = 'attempts'; fields[#fields + 1] = ARGV[8] end
-emit(KEYS[2], {ARGV[11], ARGV[12], ARGV[5]}, ARGV[9], ARGV[1], 'at', ARGV[4], unpack(fields))
+emit(KEYS[2], {ARGV[10], ARGV[11], ARGV[5]}, ARGV[9], ARGV[1], 'at', ARGV[4], unpack(fields))
 if ARGV[6] == '1' then return {'applied', current, created, callback(KEYS[1])} end
 return {'applied', current, created, ''}
 """
@@ -169,8 +182,9 @@ return {'applied', current, created, ''}
 # KEYS[1] the task, KEYS[2] the device's history, KEYS[3] the device's unfinished task, KEYS[4]
 # the device's waiting tasks, KEYS[5] the task's events. ARGV: 1 task id, 2 equipment id, 3 now,
 # 4 ttl, 5 history limit, 6 mode ("0" parallel, "1" reject, "2" serialize), 7 trace id ("" for
-# none), 8 the task key prefix, 9 pending, 10 running, 11 the most tasks waiting per device
-# (serialize), 12 the events channel, 13 the event log's limit, 14 callbackUrl ("" for none).
+# none), 8 the key prefix of the device's task records, 9 pending, 10 running, 11 the most
+# tasks waiting per device (serialize), 12 the events channel, 13 the event log's limit,
+# 14 callbackUrl ("" for none).
 # Returns {outcome, task id, depth}: {"created", "", 0}; {"busy", the unfinished task} (reject;
 # nothing written); {"full", the unfinished task, depth} (serialize, the waiting list is at its
 # bound; nothing written); {"park", the unfinished task or "", depth} (serialize: the record is
@@ -215,9 +229,9 @@ if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[4]) end
 return {'created', '', 0}
 """
 
-# KEYS[1] the task, KEYS[2] its events. ARGV: 1 the equipment id it must belong to, 2 now,
-# 3 ttl, 4 the task id, 5 the device key prefix, 6 pending, 7 running, 8 cancelled, 9 the events
-# channel, 10 the event log's limit.
+# KEYS[1] the task, KEYS[2] its events, KEYS[3] its device's unfinished task. ARGV: 1 the
+# equipment id it must belong to, 2 now, 3 ttl, 4 the task id, 5 (unused), 6 pending,
+# 7 running, 8 cancelled, 9 the events channel, 10 the event log's limit.
 # Returns {outcome, status before, callback}: "cancelled" (it was pending), "requested" (it is
 # running: only the request is recorded, the first one's time kept), "final" or "missing";
 # callback as the transition's (the callbackUrl of a final task whose webhook is not queued).
@@ -228,7 +242,7 @@ if status == ARGV[6] then
   redis.call('HSET', KEYS[1], 'status', ARGV[8], 'updated_at', ARGV[2], 'finished_at', ARGV[2],
              'cancel_requested_at', ARGV[2], 'attempts', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  settle(ARGV[5], ARGV[4], equipment, true, ARGV[3])
+  settle(KEYS[3], ARGV[4], true, ARGV[3])
   emit(KEYS[2], {ARGV[9], ARGV[10], ARGV[3]}, ARGV[4], ARGV[8], 'at', ARGV[2], 'attempts', 0)
   return {'cancelled', status, callback(KEYS[1])}
 end
@@ -258,17 +272,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'webhook_
 return 1
 """
 
-# KEYS[1] the task, KEYS[2] its events. ARGV: 1 the task id, 2 the device key prefix. Deletes
-# the record, its events, its history entry, its place in the device's waiting list and the
-# device's pointer to it.
+# KEYS[1] the task, KEYS[2] its events, KEYS[3] its device's history, KEYS[4] the device's
+# waiting list, KEYS[5] the device's unfinished task. ARGV: 1 the task id. Deletes the record,
+# its events, its history entry, its place in the device's waiting list and the device's
+# pointer to it.
 _DELETE = _SETTLE + """
-local equipment = redis.call('HGET', KEYS[1], 'equipment_id')
 redis.call('DEL', KEYS[1], KEYS[2])
-if equipment then
-  redis.call('ZREM', ARGV[2] .. equipment .. ':tasks', ARGV[1])
-  redis.call('LREM', ARGV[2] .. equipment .. ':waiting', 0, ARGV[1])
-  settle(ARGV[2], ARGV[1], equipment, true, 0)
-end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('LREM', KEYS[4], 0, ARGV[1])
+settle(KEYS[5], ARGV[1], true, 0)
 return 1
 """
 
@@ -283,7 +295,8 @@ return redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES',
 """
 
 # Serialize mode: give the device's turn to its next task. KEYS[1] the device's unfinished
-# task, KEYS[2] its waiting list. ARGV: 1 the task key prefix, 2 pending, 3 running, 4 ttl.
+# task, KEYS[2] its waiting list. ARGV: 1 the key prefix of the device's task records (the
+# records it reads share the device's hash tag), 2 pending, 3 running, 4 ttl.
 # Returns {outcome, task id, depth, created_at, skipped ids...}: "busy" (the turn's task is
 # pending or running and its message is on the tasks queue: nothing to do), "move" (the turn's
 # task, just given the turn or given it by a hand-over that did not finish, is parked: its
@@ -435,7 +448,7 @@ class TaskStore:
     def __init__(self, settings: RedisSettings, *, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self._settings = settings
         self._history_limit = history_limit
-        # One pool per process (``redis_connection``: one node or Sentinel's master), blocking
+        # One pool per process (``redis_connection``: one node, Sentinel's master or a cluster), blocking
         # under bursts, each command retried once or twice on a fresh connection.
         self._client = store_client(settings)
         self._redis: aioredis.Redis = self._client.redis
@@ -467,12 +480,40 @@ class TaskStore:
         pool per process, closed with the store."""
         return self._redis
 
-    def key(self, task_id: str) -> str:
-        return f"{self._settings.key_prefix}{names.TASK_KEY}{task_id}"
+    def key(self, task_id: str, equipment_id: str) -> str:
+        """The task's record, under its device's hash tag."""
+        return f"{self._task_prefix(equipment_id)}{task_id}"
 
-    def events_key(self, task_id: str) -> str:
+    def _task_prefix(self, equipment_id: str) -> str:
+        return f"{self._settings.key_prefix}{names.TASK_KEY}{{{equipment_id}}}:"
+
+    def events_key(self, task_id: str, equipment_id: str) -> str:
         """The task's event log: a stream of its transitions and Service A attempts."""
-        return f"{self._settings.key_prefix}{names.EVENTS_KEY}{task_id}"
+        return f"{self._settings.key_prefix}{names.EVENTS_KEY}{{{equipment_id}}}:{task_id}"
+
+    def device_key(self, task_id: str) -> str:
+        """The index from a task id to its equipment id, for the lookups that only know the
+        task (``device``)."""
+        return f"{self._settings.key_prefix}{names.TASK_DEVICE_KEY}{task_id}"
+
+    async def device(self, task_id: str, equipment_id: str | None = None) -> str | None:
+        """The task's equipment id: ``equipment_id`` when the caller knows it, else the index's
+        (None when there is none: never created, expired, or a create that was refused)."""
+        if equipment_id is not None:
+            return equipment_id
+        try:
+            found = await self._redis.get(self.device_key(task_id))
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot find a task's device: {error}") from error
+        return None if found is None else str(found)
+
+    async def _index(self, task_id: str, equipment_id: str) -> None:
+        """Write (or renew) the task's index entry for as long as its record lives."""
+        try:
+            await self._redis.set(self.device_key(task_id), equipment_id,
+                                  ex=self._settings.task_ttl_seconds)
+        except REDIS_UNAVAILABLE as error:
+            raise StoreUnavailable(f"cannot index a task: {error}") from error
 
     @property
     def events_channel(self) -> str:
@@ -483,18 +524,17 @@ class TaskStore:
     def _notice(self) -> list[Any]:
         return [self.events_channel, self._settings.event_log_limit]
 
-    @property
-    def _device_prefix(self) -> str:
-        return f"{self._settings.key_prefix}{names.EQUIPMENT_KEY}"
+    def _device_key(self, equipment_id: str, suffix: str) -> str:
+        return f"{self._settings.key_prefix}{names.EQUIPMENT_KEY}{{{equipment_id}}}{suffix}"
 
     def history_key(self, equipment_id: str) -> str:
-        return f"{self._device_prefix}{equipment_id}{HISTORY_SUFFIX}"
+        return self._device_key(equipment_id, HISTORY_SUFFIX)
 
     def active_key(self, equipment_id: str) -> str:
-        return f"{self._device_prefix}{equipment_id}{ACTIVE_SUFFIX}"
+        return self._device_key(equipment_id, ACTIVE_SUFFIX)
 
     def waiting_key(self, equipment_id: str) -> str:
-        return f"{self._device_prefix}{equipment_id}{WAITING_SUFFIX}"
+        return self._device_key(equipment_id, WAITING_SUFFIX)
 
     async def ping(self) -> None:
         try:
@@ -504,12 +544,13 @@ class TaskStore:
 
     def restorable(self, created_at: float, *, now: float | None = None) -> bool:
         """Whether a message about a task that has no record, created at ``created_at``,
-        restores the record (``restore``): with Sentinel, where a failover may lose writes
+        restores the record (``restore``): with Sentinel or a cluster, where a failover may lose writes
         the old master acknowledged, and only while the record would not have expired yet.
         On one node a record only goes missing by expiry or deletion (whose message never
         left), and such a message is poison."""
         age = (time.time() if now is None else now) - created_at
-        return bool(self._settings.sentinels) and age < self._settings.task_ttl_seconds
+        failover = bool(self._settings.sentinels) or self._settings.cluster
+        return failover and age < self._settings.task_ttl_seconds
 
     async def _durable(self, script: AsyncScript, keys: list[str], args: list[Any], *,
                        durable: bool, fence: str | None = None) -> tuple[Any, int | None]:
@@ -522,13 +563,36 @@ class TaskStore:
         replicas = self._settings.wait_replicas
         if not durable or not replicas:
             return await script(keys=keys, args=args), None
+        wait: dict[str, Any] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
-            await script(keys=keys, args=args, client=pipe)
+            if self._settings.cluster:
+                # A cluster pipeline sends each node's commands on one connection, in order: the
+                # script goes to its keys' node, and so does WAIT (it has no key), by name. A
+                # cluster pipeline does not load scripts, so the script goes as EVAL.
+                pipe.eval(str(script.script), len(keys), *keys, *args)
+                wait["target_nodes"] = self._cluster_node(keys[0])
+            else:
+                await script(keys=keys, args=args, client=pipe)
             if fence is not None:
                 pipe.expire(fence, self._settings.task_ttl_seconds)
-            pipe.execute_command("WAIT", replicas, round(self._settings.wait_timeout_seconds * 1000))
+            pipe.execute_command("WAIT", replicas, round(self._settings.wait_timeout_seconds * 1000),
+                                 **wait)
             rows: list[Any] = await pipe.execute()
         return rows[0], int(rows[-1])
+
+    def _cluster_node(self, key: str) -> Any:
+        """The master that serves ``key``'s slot, as the cluster client knows it now."""
+        cluster = self._client.cluster
+        assert cluster is not None
+        return cluster.get_node_from_key(key)
+
+    async def _renew_index(self, task_id: str, equipment_id: str) -> None:
+        """Write the index again once the task is final, so it lasts as long as the record (and
+        comes back if a failover lost it). Best effort: the record is written already."""
+        try:
+            await self._index(task_id, equipment_id)
+        except StoreUnavailable as error:
+            log.warning("task index not renewed: %s", error, extra={"task_id": task_id})
 
     def _confirm(self, acknowledged: int | None, what: str) -> None:
         """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a durable write in time: a
@@ -562,15 +626,17 @@ class TaskStore:
                      trace_id: str | None, max_waiting: int = 0,
                      callback_url: str | None = None) -> Created:
         created = time.time() if now is None else now
+        # The index first: whoever sees the record can find it from its id alone. A create that
+        # is refused leaves it dangling, and a task id without a record reads as missing.
+        await self._index(task_id, equipment_id)
         try:
             (outcome, other, depth), acknowledged = await self._durable(
                 self._create,
-                keys=[self.key(task_id), self.history_key(equipment_id),
+                keys=[self.key(task_id, equipment_id), self.history_key(equipment_id),
                       self.active_key(equipment_id), self.waiting_key(equipment_id),
-                      self.events_key(task_id)],
+                      self.events_key(task_id, equipment_id)],
                 args=[task_id, equipment_id, repr(created), self._settings.task_ttl_seconds,
-                      self._history_limit, mode, trace_id or "",
-                      f"{self._settings.key_prefix}{names.TASK_KEY}",
+                      self._history_limit, mode, trace_id or "", self._task_prefix(equipment_id),
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting,
                       *self._notice, callback_url or ""],
                 durable=True,
@@ -587,7 +653,7 @@ class TaskStore:
             # Not published yet, and never will be: take the record back (best effort), so it
             # neither reads as pending nor holds the device's turn.
             try:
-                await self.delete(task_id)
+                await self.delete(task_id, equipment_id=equipment_id)
             except StoreUnavailable as error:
                 log.warning("unreplicated record not deleted: %s", error, extra={"task_id": task_id})
             raise
@@ -600,7 +666,7 @@ class TaskStore:
         try:
             row: list[Any] = await self._advance(
                 keys=[self.active_key(equipment_id), self.waiting_key(equipment_id)],
-                args=[f"{self._settings.key_prefix}{names.TASK_KEY}", TaskStatus.PENDING.value,
+                args=[self._task_prefix(equipment_id), TaskStatus.PENDING.value,
                       TaskStatus.RUNNING.value, self._settings.task_ttl_seconds],
             )
         except REDIS_UNAVAILABLE as error:
@@ -609,18 +675,25 @@ class TaskStore:
         return Advance(AdvanceOutcome(outcome), task_id or "", int(depth),
                        float(created) if created else None, tuple(row[4:]))
 
-    async def parked(self, task_id: str) -> tuple[TaskStatus | None, bool]:
+    async def parked(self, task_id: str, equipment_id: str | None = None
+                     ) -> tuple[TaskStatus | None, bool]:
         """A task's status (None when there is no record) and whether its message is parked."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return None, False
         try:
-            status, parked = await self._redis.hmget(self.key(task_id), ["status", "parked"])
+            status, parked = await self._redis.hmget(self.key(task_id, device), ["status", "parked"])
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read task: {error}") from error
         return (TaskStatus(str(status)) if status else None), parked == "1"
 
-    async def unpark(self, task_id: str) -> None:
+    async def unpark(self, task_id: str, equipment_id: str | None = None) -> None:
         """Record that a parked task's message is on the tasks queue now."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return
         try:
-            await self._redis.hdel(self.key(task_id), "parked")
+            await self._redis.hdel(self.key(task_id, device), "parked")
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot unpark task: {error}") from error
 
@@ -631,57 +704,76 @@ class TaskStore:
         request; a final one is left as it is."""
         try:
             outcome, previous, callback_url = await self._cancel(
-                keys=[self.key(task_id), self.events_key(task_id)],
+                keys=[self.key(task_id, equipment_id), self.events_key(task_id, equipment_id),
+                      self.active_key(equipment_id)],
                 args=[equipment_id, repr(time.time() if now is None else now),
-                      self._settings.task_ttl_seconds, task_id, self._device_prefix,
+                      self._settings.task_ttl_seconds, task_id, "",
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value,
                       TaskStatus.CANCELLED.value, *self._notice],
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot cancel task: {error}") from error
+        if outcome == CancelOutcome.CANCELLED:
+            await self._renew_index(task_id, equipment_id)
         return Cancellation(CancelOutcome(outcome), TaskStatus(previous) if previous else None,
                             callback_url or None)
 
     async def record_attempt(self, task_id: str, attempt: int, outcome: str, *,
-                             now: float | None = None) -> None:
+                             now: float | None = None, equipment_id: str | None = None) -> None:
         """Add one Service A attempt (its number and outcome) to the task's event log."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return
         try:
             await self._attempt(
-                keys=[self.key(task_id), self.events_key(task_id)],
+                keys=[self.key(task_id, device), self.events_key(task_id, device)],
                 args=[task_id, *self._notice, self._settings.task_ttl_seconds,
                       repr(time.time() if now is None else now), attempt, outcome],
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot record an attempt: {error}") from error
 
-    async def events(self, task_id: str, *, after: str | None = None
-                     ) -> list[tuple[str, dict[str, str]]]:
+    async def events(self, task_id: str, *, after: str | None = None,
+                     equipment_id: str | None = None) -> list[tuple[str, dict[str, str]]]:
         """The task's events after the event id ``after`` (all without it), oldest first, as
         (stream id, fields); at most the event log's limit."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return []
         try:
             rows: list[tuple[str, dict[str, str]]] = await self._redis.xrange(  # type: ignore[assignment]
-                self.events_key(task_id), min="-" if after is None else f"({after}")
+                self.events_key(task_id, device), min="-" if after is None else f"({after}")
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read events: {error}") from error
         return [(event_id, fields) for event_id, fields in rows]
 
-    async def mark_webhook_queued(self, task_id: str) -> None:
+    async def mark_webhook_queued(self, task_id: str, equipment_id: str | None = None) -> None:
         """Record that the task's webhook is on the webhooks queue: no trigger queues it again."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return
         try:
-            await self._webhook_queued(keys=[self.key(task_id)], args=[])
+            await self._webhook_queued(keys=[self.key(task_id, device)], args=[])
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot mark a webhook queued: {error}") from error
 
-    async def tombstone(self, task_id: str) -> Transition:
+    async def tombstone(self, task_id: str, equipment_id: str | None = None) -> Transition:
         """Fail a task that is still ``pending`` as ``not_queued``: its create answered 500 (or
         never answered), so it must never run. STALE when it had left ``pending`` already."""
         return await self.transition(task_id, TaskStatus.FAILED, FailureReason.NOT_QUEUED,
-                                     only_from=TaskStatus.PENDING)
+                                     only_from=TaskStatus.PENDING, equipment_id=equipment_id)
 
-    async def delete(self, task_id: str) -> None:
+    async def delete(self, task_id: str, equipment_id: str | None = None) -> None:
+        """Delete the task's record, its events and its places in its device's keys."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return
         try:
-            await self._delete(keys=[self.key(task_id), self.events_key(task_id)],
-                               args=[task_id, self._device_prefix])
+            await self._delete(keys=[self.key(task_id, device), self.events_key(task_id, device),
+                                     self.history_key(device), self.waiting_key(device),
+                                     self.active_key(device)],
+                               args=[task_id])
+            await self._redis.delete(self.device_key(task_id))
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot delete task: {error}") from error
 
@@ -704,33 +796,53 @@ class TaskStore:
                        if not (score == after[0] and member >= after[1])]
         more = len(entries) > limit
         entries = entries[:limit]
-        records = await self.get_many([member for _, member in entries])
+        records = await self.get_many([member for _, member in entries], equipment_id=equipment_id)
         return HistoryPage(
             [record for record in records if record is not None and record.equipment_id == equipment_id],
             entries[-1] if more else None,
         )
 
-    async def get(self, task_id: str) -> TaskRecord | None:
+    async def get(self, task_id: str, equipment_id: str | None = None) -> TaskRecord | None:
+        """The task's record, None when there is none; without ``equipment_id``, found through
+        the task's index (one more read)."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return None
         try:
-            fields: dict[str, str] = await self._redis.hgetall(self.key(task_id))  # type: ignore[assignment]
+            fields: dict[str, str] = await self._redis.hgetall(self.key(task_id, device))  # type: ignore[assignment]
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read task: {error}") from error
         if not fields or "status" not in fields:
             return None
         return _record(task_id, fields)
 
-    async def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord | None]:
+    async def get_many(self, task_ids: Sequence[str], *, equipment_id: str | None = None
+                       ) -> list[TaskRecord | None]:
         """``get`` for many tasks in one pipelined round trip (not a transaction: each record
-        is read as it is at that moment), in the order asked; None for a task there is not."""
+        is read as it is at that moment), in the order asked; None for a task there is not.
+        Without ``equipment_id`` (tasks of one device), a round trip to their index first. On
+        a cluster, the pipeline is split per node."""
         try:
+            if equipment_id is None:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for task_id in task_ids:
+                        pipe.get(self.device_key(task_id))
+                    devices: list[str | None] = await pipe.execute()
+            else:
+                devices = [equipment_id] * len(task_ids)
             async with self._redis.pipeline(transaction=False) as pipe:
-                for task_id in task_ids:
-                    pipe.hgetall(self.key(task_id))
-                rows: list[dict[str, str]] = await pipe.execute()
+                for task_id, device in zip(task_ids, devices, strict=True):
+                    if device is not None:
+                        pipe.hgetall(self.key(task_id, device))
+                found: list[dict[str, str]] = await pipe.execute()
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot read tasks: {error}") from error
-        return [_record(task_id, fields) if fields and "status" in fields else None
-                for task_id, fields in zip(task_ids, rows, strict=True)]
+        rows = iter(found)
+        records: list[TaskRecord | None] = []
+        for task_id, device in zip(task_ids, devices, strict=True):
+            fields = next(rows) if device is not None else None
+            records.append(_record(task_id, fields) if fields and "status" in fields else None)
+        return records
 
     async def transition(
         self,
@@ -741,10 +853,15 @@ class TaskStore:
         now: float | None = None,
         only_from: TaskStatus | None = None,
         attempts: int | None = None,
+        equipment_id: str | None = None,
     ) -> Transition:
         """Move a task forward to ``status``; never backwards, atomically. With ``only_from``,
         only when the task is in exactly that status now (else the outcome is STALE).
-        ``attempts`` (the calls made to Service A) is recorded with the change."""
+        ``attempts`` (the calls made to Service A) is recorded with the change. A final
+        transition renews the task's index, for as long as the record lives."""
+        device = await self.device(task_id, equipment_id)
+        if device is None:
+            return Transition(TransitionOutcome.MISSING, None)
         args: list[Any] = [
             status.value,
             STATUS_RANK[status],
@@ -755,19 +872,21 @@ class TaskStore:
             only_from.value if only_from else "",
             "" if attempts is None else attempts,
             task_id,
-            self._device_prefix,
             *self._notice,
             *_RANKS,
         ]
-        key = self.key(task_id)
+        key = self.key(task_id, device)
         try:
             (outcome, previous, created, callback_url), acknowledged = await self._durable(
-                self._transition, keys=[key, self.events_key(task_id)], args=args,
+                self._transition,
+                keys=[key, self.events_key(task_id, device), self.active_key(device)], args=args,
                 durable=status.is_final, fence=key)
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot transition task: {error}") from error
         if outcome != TransitionOutcome.MISSING:
             self._confirm(acknowledged, "cannot transition task")
+        if outcome == TransitionOutcome.APPLIED and status.is_final:
+            await self._renew_index(task_id, device)
         return Transition(
             TransitionOutcome(outcome),
             TaskStatus(previous) if previous else None,
@@ -783,11 +902,12 @@ class TaskStore:
         status (durable, like a final transition). Marked ``restored``; its trace id, callback
         URL and earlier events are gone with it. False, writing nothing, when the task has a
         record (the caller then transitions it as usual)."""
-        key = self.key(task_id)
+        key = self.key(task_id, equipment_id)
+        await self._index(task_id, equipment_id)
         try:
             written, acknowledged = await self._durable(
                 self._restore,
-                keys=[key, self.events_key(task_id), self.history_key(equipment_id)],
+                keys=[key, self.events_key(task_id, equipment_id), self.history_key(equipment_id)],
                 args=[task_id, equipment_id, status.value, repr(created_at),
                       repr(time.time() if now is None else now), self._settings.task_ttl_seconds,
                       "1" if status.is_final else "0", failure.value if failure else "",

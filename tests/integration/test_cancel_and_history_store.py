@@ -134,7 +134,7 @@ async def test_history_skips_tasks_whose_record_expired(
     kept, expired = new_id(), new_id()
     await store.create(kept, equipment_id, now=100.0)
     await store.create(expired, equipment_id, now=101.0)
-    await raw_redis.delete(store.key(expired))
+    await raw_redis.delete(store.key(expired, equipment_id))
     page = await store.history(equipment_id, limit=10)
     assert [record.task_id for record in page.records] == [kept]
 

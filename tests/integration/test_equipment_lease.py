@@ -68,7 +68,7 @@ async def test_the_key_is_named_under_the_run_prefix(
     store: TaskStore, redis_settings: RedisSettings
 ) -> None:
     lease = lease_of(store, redis_settings, 30)
-    assert lease.key("ABC123") == f"{redis_settings.key_prefix}lease:ABC123"
+    assert lease.key("ABC123") == f"{redis_settings.key_prefix}lease:{{ABC123}}"
 
 
 async def test_an_interrupted_holder_leaves_its_lease_to_expire(

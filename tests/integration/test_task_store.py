@@ -28,16 +28,16 @@ async def test_a_new_task_is_pending_with_the_configured_ttl(
     assert record is not None
     assert (record.status, record.equipment_id, record.created_at) == (
         TaskStatus.PENDING, "abcdef1", created)
-    ttl = await raw_redis.ttl(store.key(task_id))
+    ttl = await raw_redis.ttl(store.key(task_id, "abcdef1"))
     assert redis_settings.task_ttl_seconds - 5 < ttl <= redis_settings.task_ttl_seconds
 
 
 async def test_each_transition_renews_the_ttl(store: TaskStore, raw_redis: aioredis.Redis) -> None:
     task_id = new_id()
     await store.create(task_id, "abcdef1")
-    await raw_redis.expire(store.key(task_id), 100)
+    await raw_redis.expire(store.key(task_id, "abcdef1"), 100)
     await store.transition(task_id, TaskStatus.RUNNING)
-    assert await raw_redis.ttl(store.key(task_id)) > 100
+    assert await raw_redis.ttl(store.key(task_id, "abcdef1")) > 100
 
 
 async def test_an_unknown_task_reads_as_none_and_cannot_transition(store: TaskStore) -> None:

@@ -98,22 +98,22 @@ async def test_the_event_log_is_bounded_and_expires_with_the_task(
     limited = RedisSettings(redis_settings.url, redis_settings.key_prefix, 60, 1.0, 4,
                             event_log_limit=8)
     async with TaskStore(limited) as store:
-        task = str(uuid.uuid4())
-        await store.create(task, device())
+        task, equipment_id = str(uuid.uuid4()), device()
+        await store.create(task, equipment_id)
         for attempt in range(1, 20):
             await store.record_attempt(task, attempt, "error")
-        assert await raw_redis.xlen(store.events_key(task)) == 8
-        assert 0 < await raw_redis.ttl(store.events_key(task)) <= 60
+        assert await raw_redis.xlen(store.events_key(task, equipment_id)) == 8
+        assert 0 < await raw_redis.ttl(store.events_key(task, equipment_id)) <= 60
         await store.delete(task)
-        assert not await raw_redis.exists(store.events_key(task))
+        assert not await raw_redis.exists(store.events_key(task, equipment_id))
 
 
 async def test_an_attempt_for_a_task_without_a_record_writes_nothing(
     store: TaskStore, raw_redis: aioredis.Redis,
 ) -> None:
-    task = str(uuid.uuid4())
-    await store.record_attempt(task, 1, "success")
-    assert not await raw_redis.exists(store.events_key(task))
+    task, equipment_id = str(uuid.uuid4()), device()
+    await store.record_attempt(task, 1, "success", equipment_id=equipment_id)
+    assert not await raw_redis.exists(store.events_key(task, equipment_id))
 
 
 async def test_a_lost_subscription_is_renewed_and_wakes_every_waiter_to_read_again(

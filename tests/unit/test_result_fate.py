@@ -28,7 +28,8 @@ class FakeResultStore:
 
     async def transition(self, task_id: str, status: TaskStatus,
                          failure: FailureReason | None = None, *,
-                         attempts: int | None = None) -> Transition:
+                         attempts: int | None = None,
+                         equipment_id: str | None = None) -> Transition:
         if self.unavailable_times:
             self.unavailable_times -= 1
             raise StoreUnavailable("1 of 1 replicas did not acknowledge")

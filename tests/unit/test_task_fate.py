@@ -76,7 +76,8 @@ class FakeStore:
     restored: list[tuple[str, TaskStatus, float]] = field(default_factory=list)
 
     async def transition(
-        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None
+        self, task_id: str, status: TaskStatus, failure: FailureReason | None = None, *,
+        equipment_id: str | None = None,
     ) -> Transition:
         self.calls += 1
         if self.unavailable_times:

@@ -57,23 +57,24 @@ async def stream_events(request: ServiceRequest, task_id: str) -> HTTPResponse |
     after = last_event_id(request)
     # Registered before the first read: an event landing in between still wakes the stream.
     with ctx.waiters.watch(task_id, final_only=False) as watch:
-        record = await ctx.store.get(task_id)
+        record = await ctx.store.get(task_id)  # through the task's index: the id is all we know
         if record is None:
             raise TaskNotFound()
-        events = await _events(ctx, task_id, after)
+        equipment_id = record.equipment_id
+        events = await _events(ctx, task_id, equipment_id, after)
         if record.status.is_final and not events:
             return empty(status=204)
         response = await request.respond(headers=HEADERS, content_type=CONTENT_TYPE)
         ctx.metrics.completion.streams.inc()
         try:
-            await _stream(ctx, response, task_id, events, after, watch)
+            await _stream(ctx, response, task_id, equipment_id, events, after, watch)
         finally:
             ctx.metrics.completion.streams.dec()
         await response.eof()
     return None
 
 
-async def _stream(ctx: ServiceContext, response: HTTPResponse, task_id: str,
+async def _stream(ctx: ServiceContext, response: HTTPResponse, task_id: str, equipment_id: str,
                   events: list[TaskEvent], after: str | None, watch: Watch) -> None:
     """Send ``events``, then every later one as it comes, until the final one or the deadline."""
     settings = ctx.settings.completion
@@ -93,9 +94,11 @@ async def _stream(ctx: ServiceContext, response: HTTPResponse, task_id: str,
             await response.send(KEEPALIVE)
             events = []
             continue
-        events = await _events(ctx, task_id, after)
+        events = await _events(ctx, task_id, equipment_id, after)
 
 
-async def _events(ctx: ServiceContext, task_id: str, after: str | None) -> list[TaskEvent]:
+async def _events(ctx: ServiceContext, task_id: str, equipment_id: str, after: str | None
+                  ) -> list[TaskEvent]:
     return [TaskEvent.from_stream(event_id, fields)
-            for event_id, fields in await ctx.store.events(task_id, after=after)]
+            for event_id, fields in await ctx.store.events(task_id, after=after,
+                                                           equipment_id=equipment_id)]

@@ -58,7 +58,7 @@ async def long_poll(ctx: ServiceContext, equipment_id: str, task_id: str, wait: 
 
 
 async def _record_of(ctx: ServiceContext, equipment_id: str, task_id: str) -> TaskRecord:
-    record = await ctx.store.get(task_id)
+    record = await ctx.store.get(task_id, equipment_id)
     if record is None or record.equipment_id != equipment_id:
         raise TaskNotFound()
     return record

@@ -94,7 +94,8 @@ class ResultRecorder:
     async def _store_result(self, result: ResultMessage) -> Transition:
         return await until_available(
             lambda: self._store.transition(result.task_id, result.status, result.failure,
-                                           attempts=result.attempts),
+                                           attempts=result.attempts,
+                                           equipment_id=result.equipment_id),
             what="store a result",
             task_id=result.task_id,
         )

@@ -121,10 +121,10 @@ async def _enqueue(
             await ctx.broker.declare_parking(queue, ctx.settings.redis.task_ttl_seconds)
         await ctx.broker.publish(queue, message.encode(), message_id=task_id)
     except BrokerNotConnected:
-        await _forget(task_id, ctx.store.delete(task_id))
+        await _forget(task_id, ctx.store.delete(task_id, equipment_id))
         raise
     except Exception:
-        if not await _tombstone(ctx, task_id):
+        if not await _tombstone(ctx, task_id, equipment_id):
             raise
         log.warning("publish unconfirmed, but a worker already took the task",
                     extra={"task_id": task_id})
@@ -141,10 +141,10 @@ async def _enqueue(
     log.info("task queued", extra={"task_id": task_id, "equipment_id": equipment_id})
 
 
-async def _tombstone(ctx: ServiceContext, task_id: str) -> bool:
+async def _tombstone(ctx: ServiceContext, task_id: str, equipment_id: str) -> bool:
     """Fail a still-pending task; True when it had already left ``pending`` (it was queued)."""
     try:
-        transition = await ctx.store.tombstone(task_id)
+        transition = await ctx.store.tombstone(task_id, equipment_id)
     except StoreUnavailable:
         log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
         return False
@@ -200,7 +200,7 @@ async def task_status(request: ServiceRequest, equipment_id: str, task_id: str) 
 async def _task_status(request: ServiceRequest, equipment_id: str, task_id: str) -> HTTPResponse:
     check_equipment_id(equipment_id)
     annotate(**{"equipment.id": equipment_id, "task.id": task_id})
-    record = await request.app.ctx.store.get(check_task_id(task_id))
+    record = await request.app.ctx.store.get(check_task_id(task_id), equipment_id)
     if record is None or record.equipment_id != equipment_id:
         raise TaskNotFound()
     return contract.task_status(record)
@@ -239,7 +239,7 @@ async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str)
                 and ctx.settings.equipment_concurrency is EquipmentConcurrency.SERIALIZE):
             await _hand_over(ctx, equipment_id)  # a cancelled task frees its turn
         return contract.cancel_accepted()
-    record = await ctx.store.get(task_id)
+    record = await ctx.store.get(task_id, equipment_id)
     if record is None:  # expired between the two reads
         raise TaskNotFound()
     return contract.final_state(record.status, record.failure)

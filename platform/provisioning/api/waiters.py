@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from ..backoff import Backoff
 from ..errors import ServiceOverloaded
@@ -86,7 +87,8 @@ class Waiters:
         # command retry inside redis-py, so a lost connection reaches ``_listen``, which
         # subscribes again and wakes everyone.
         # With Sentinel it is the master's (``redis_connection``): a failover drops it, and the
-        # listener subscribes again on the new master.
+        # listener subscribes again on the new master. On a cluster, on any node (classic
+        # pub/sub reaches every node), re-chosen when it is lost.
         self._client = subscriber_client(settings, client_name=client_name,
                                          health_check_seconds=HEALTH_CHECK_SECONDS)
         self._redis: aioredis.Redis = self._client.redis
@@ -143,8 +145,10 @@ class Waiters:
     async def _listen(self) -> None:
         pauses = RESUBSCRIBE.delays()
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: PubSub | None = None
             try:
+                # On a cluster, on a node chosen afresh each time (``redis_connection``).
+                pubsub = await self._client.pubsub()
                 await pubsub.subscribe(self._channel)
                 self._set_subscribed(True)
                 pauses = RESUBSCRIBE.delays()
@@ -165,6 +169,7 @@ class Waiters:
                               "again in %.1fs", pause, exc_info=error)
             finally:
                 self._set_subscribed(False)
-                with contextlib.suppress(*REDIS_UNAVAILABLE):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with contextlib.suppress(*REDIS_UNAVAILABLE):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(pause)

@@ -31,9 +31,10 @@ QUEUE_RETRY = Backoff(initial_seconds=0.5, max_seconds=5.0)
 class WebhookRecords(Protocol):
     """What the outbox needs of the task store (``TaskStore``)."""
 
-    async def get(self, task_id: str) -> TaskRecord | None: ...
+    async def get(self, task_id: str, equipment_id: str | None = None) -> TaskRecord | None: ...
 
-    async def mark_webhook_queued(self, task_id: str) -> None: ...
+    async def mark_webhook_queued(self, task_id: str, equipment_id: str | None = None
+                                  ) -> None: ...
 
 
 class WebhookOutbox:
@@ -55,7 +56,7 @@ class WebhookOutbox:
             return  # its create answered 500: its client never learnt of it
         notice = WebhookNotice.of(record, url)
         await self._broker.publish(self._queue, notice.encode(), message_id=notice.webhook_id)
-        await self._store.mark_webhook_queued(task_id)
+        await self._store.mark_webhook_queued(task_id, record.equipment_id)
         if self._on_queued is not None:
             self._on_queued()
         log.info("webhook queued", extra={"task_id": task_id})

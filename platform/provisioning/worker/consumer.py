@@ -126,7 +126,8 @@ class TaskProcessor:
         if self._attempt_log is None:
             return
         try:
-            await self._attempt_log.record_attempt(task.task_id, attempt, outcome)
+            await self._attempt_log.record_attempt(task.task_id, attempt, outcome,
+                                                  equipment_id=task.equipment_id)
         except StoreUnavailable as error:
             log.warning("attempt %d not recorded in the event log: %s", attempt, error,
                         extra={"task_id": task.task_id})
@@ -211,7 +212,8 @@ class TaskProcessor:
 
     async def _mark_running(self, task: TaskMessage) -> Transition:
         return await until_available(
-            lambda: self._store.transition(task.task_id, TaskStatus.RUNNING),
+            lambda: self._store.transition(task.task_id, TaskStatus.RUNNING,
+                                           equipment_id=task.equipment_id),
             what="mark a task running",
             task_id=task.task_id,
             backoff=self._store_retry,
