@@ -34,7 +34,8 @@ async def task_records(platform: FaultPlatform) -> dict[str, tuple[str, str]]:
         records: dict[str, tuple[str, str]] = {}
         async for key in client.scan_iter(match=f"{prefix}*"):
             status, failure = await client.hmget(key, "status", "failure")
-            records[str(key).removeprefix(prefix)] = (str(status), str(failure or ""))
+            # {prefix}task:{equipment id}:{task id}
+            records[str(key).rsplit(":", 1)[-1]] = (str(status), str(failure or ""))
         return records
     finally:
         await client.aclose()
