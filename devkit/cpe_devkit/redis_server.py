@@ -352,22 +352,39 @@ class RedisClusterNodes:
             client.close()
         return next(node for node in self.nodes if node.port == address.port)
 
-    def kill_master(self, key: str, timeout: float = 30.0) -> tuple[RedisServer, float]:
-        """SIGKILL the master of ``key``'s slot and wait until its replica took over and the
-        cluster serves every slot again: the node killed and the seconds the slot had no
-        master (as the surviving nodes saw it)."""
-        victim = self.master_of(key)
+    @property
+    def running(self) -> bool:
+        return all(node.running for node in self.nodes)
+
+    def masters_now(self) -> list[RedisServer]:
+        roles = self.roles()
+        return [node for node in self.nodes if roles.get(node.port) == "master"]
+
+    def kill_master(self, victim: RedisServer | None = None, timeout: float = 30.0
+                    ) -> tuple[RedisServer, float]:
+        """SIGKILL a master (by default one that is not the seed, ``url``) and wait until its
+        replica took over and the cluster serves every slot again: the node killed and the
+        seconds from the kill to then."""
+        if victim is None:
+            victim = next(node for node in self.masters_now() if node is not self.nodes[0])
+        before = {node.port for node in self.masters_now()} - {victim.port}
         victim.stop(signal.SIGKILL)
         killed = time.monotonic()
 
         def promoted() -> bool:
-            try:
-                return self.master_of(key).port != victim.port and self.serving()
-            except redis.RedisError:
-                return False
+            masters = {node.port for node in self.masters_now()}
+            return len(masters - before) == 1 and self.serving()
 
         wait_until(promoted, timeout=timeout, what="the replica promoted")
         return victim, time.monotonic() - killed
+
+    def restart(self, node: RedisServer, timeout: float = 30.0) -> float:
+        """Start a killed node again on its port and data: it rejoins as the replica of the
+        master that replaced it. Seconds until the cluster is healthy again."""
+        started = time.monotonic()
+        node.start(timeout)
+        wait_until(self.healthy, timeout=timeout, what="the killed node back as a replica")
+        return time.monotonic() - started
 
     def _live(self) -> RedisServer:
         return next(node for node in self.nodes if node.running)

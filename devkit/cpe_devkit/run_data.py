@@ -14,9 +14,11 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import aiormq
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from provisioning import names
 from provisioning.environment import Environment
@@ -42,7 +44,7 @@ async def delete_run_data(environment: Mapping[str, str], queues: Sequence[str] 
         queues = [*all_queues(broker_settings.tasks_queue, broker_settings.results_queue),
                   *webhook_queues(broker_settings)]
     refuse_defaults(redis_settings.key_prefix, queues)
-    await delete_keys(redis_settings.url, redis_settings.key_prefix)
+    await delete_keys(redis_settings.url, redis_settings.key_prefix, cluster=redis_settings.cluster)
     await delete_queues(broker_settings.url, queues)
 
 
@@ -57,9 +59,11 @@ def refuse_defaults(key_prefix: str, queues: Sequence[str]) -> None:
         raise NotAThrowawayRun(f"refusing to delete the platform's own queues {sorted(kept)}")
 
 
-async def delete_keys(url: str, prefix: str) -> int:
-    """Delete every key under ``prefix``; how many went."""
-    client = aioredis.Redis.from_url(url)
+async def delete_keys(url: str, prefix: str, *, cluster: bool = False) -> int:
+    """Delete every key under ``prefix``; how many went. On a cluster (``url`` a seed node),
+    the scan walks every master and each batch's delete is split per slot."""
+    client = (cast(aioredis.Redis, RedisCluster.from_url(url)) if cluster
+              else aioredis.Redis.from_url(url))
     deleted = 0
     try:
         batch: list[bytes] = []

@@ -64,7 +64,7 @@ async def task_record(platform: FaultPlatform, task_id: str) -> dict[str, Any]:
     client = aioredis.Redis.from_url(platform.redis.url, decode_responses=True)
     try:
         prefix = platform.environment["REDIS_KEY_PREFIX"]
-        equipment_id = await client.get(f"{prefix}{names.TASK_DEVICE_KEY}{task_id}")
+        equipment_id = str(await client.get(f"{prefix}{names.TASK_DEVICE_KEY}{task_id}"))
         key = f"{prefix}{names.TASK_KEY}{{{equipment_id}}}:{task_id}"
         return {str(name): value for name, value in (await client.hgetall(key)).items()}
     finally:

@@ -82,7 +82,7 @@ async def test_the_store_writes_to_the_master_sentinel_names(group: SentinelGrou
     async with TaskStore(settings_for(group)) as store:
         task_id = str(uuid.uuid4())
         await store.create(task_id, "abcdef1")
-        assert await keys_on(group.master(), store.key(task_id)) == 1
+        assert await keys_on(group.master(), store.key(task_id, "abcdef1")) == 1
         record = await store.get(task_id)
         assert record is not None and record.status is TaskStatus.PENDING
 
@@ -101,7 +101,7 @@ async def test_after_a_failover_commands_fail_as_unavailable_then_reach_the_new_
 
         after = str(uuid.uuid4())
         await until_stored(lambda: store.create(after, "abcdef1"), timeout=10)
-        assert await keys_on(new, store.key(after)) == 1
+        assert await keys_on(new, store.key(after, "abcdef1")) == 1
         # The record written before the kill had been replicated: it is on the new master.
         transition = await store.transition(before, TaskStatus.RUNNING)
         assert transition.outcome is TransitionOutcome.APPLIED, failover
@@ -124,7 +124,7 @@ async def test_a_durable_create_is_on_the_replica_once_it_returns(group: Sentine
         for task_id in ids:
             await store.create(task_id, "abcdef1")
             # Read on the replica right away: WAIT made the create wait for its acknowledgement.
-            assert await keys_on(replica, store.key(task_id)) == 1
+            assert await keys_on(replica, store.key(task_id, "abcdef1")) == 1
 
 
 async def test_a_durable_write_without_a_replica_is_unavailable_and_the_create_leaves_nothing(
@@ -148,7 +148,7 @@ async def test_a_durable_write_without_a_replica_is_unavailable_and_the_create_l
         again = await store.transition(running, TaskStatus.COMPLETED)
         assert again.outcome is TransitionOutcome.STALE
         await store.create(refused, "abcdef1")
-        assert await keys_on(killed, store.key(refused)) == 1
+        assert await keys_on(killed, store.key(refused, "abcdef1")) == 1
 
 
 async def test_the_waiters_subscription_follows_the_master_through_a_failover(
@@ -191,7 +191,7 @@ async def test_a_record_a_failover_lost_is_restored_once_from_its_message(
     async with TaskStore(settings_for(group, wait_replicas=1, wait_timeout_seconds=0.5)) as store:
         task_id = str(uuid.uuid4())
         created = await store.create(task_id, "abcdef1")
-        await store.redis.delete(store.key(task_id), store.events_key(task_id))  # "lost"
+        await store.redis.delete(store.key(task_id, "abcdef1"), store.events_key(task_id, "abcdef1"))  # "lost"
         assert store.restorable(created)
         assert await store.restore(task_id, "abcdef1", TaskStatus.RUNNING, created_at=created)
         assert not await store.restore(task_id, "abcdef1", TaskStatus.RUNNING, created_at=created)

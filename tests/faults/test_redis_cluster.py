@@ -1,0 +1,123 @@
+"""Fault: a Redis Cluster master SIGKILLed mid-run, with ``REDIS_CLUSTER=true``.
+
+The platform runs on a cluster of the test's own (``RedisClusterNodes``: 3 masters with a
+replica each, a 2 s node timeout), ``REDIS_URL`` naming a seed node that is never killed, and
+(first run) ``REDIS_WAIT_REPLICAS=1``: a create answers 200 only once the key's replica has the
+record, a result is acked only once it has the final status (``WAIT`` runs on the key's node).
+While tasks are being created at a steady pace one master (not the seed) is SIGKILLed; the
+cluster promotes its replica; the killed node is started again and rejoins as a replica, as an
+orchestrator would. Until the promotion the cluster serves no slot (full coverage is
+required), so every create answers 500; until the rejoin, with ``WAIT``, the promoted master
+has no replica to acknowledge, so the creates and results of its devices wait. The second run
+has no ``WAIT``: the consumers restore a record the failover lost from its messages.
+
+Expected: every task answered 200 ends completed (0 lost), no poison, and Service B's 500/503
+answers fall in one window around the failover, which the test measures and prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cpe_devkit.client import Client
+from cpe_devkit.rabbit_node import RabbitNode
+from cpe_devkit.redis_server import RedisClusterNodes
+
+from .harness import FaultPlatform, fault_environment
+from .ledger import Ledger
+
+TASKS = 300
+PER_SECOND = 50.0
+KILL_AFTER_ACCEPTED = 80
+
+
+@dataclass
+class TimedClient(Client):
+    """Service B's client, noting when a create was answered 500 or 503."""
+
+    failed_at: list[float] = field(default_factory=list)
+
+    async def create(self, equipment_id: str, payload: Any = None, *, raw: bytes | None = None
+                     ) -> tuple[int, dict[str, Any]]:
+        status, answer = await super().create(equipment_id, payload, raw=raw)
+        if status >= 500:
+            self.failed_at.append(time.monotonic())
+        return status, answer
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterNodes]:
+    nodes = RedisClusterNodes(tmp_path / "redis-cluster")
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+        nodes.close()
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("wait_replicas", [1, 0], ids=["wait-1-replica", "no-wait"])
+async def test_a_redis_cluster_master_killed_mid_run_loses_no_accepted_task(
+    cert_dir: Path, rabbit_node: RabbitNode, redis_cluster: RedisClusterNodes, tmp_path: Path,
+    ledger: Ledger, wait_replicas: int,
+) -> None:
+    if not rabbit_node.running:
+        rabbit_node.stop()
+        rabbit_node.start()
+    cluster = redis_cluster
+    seed = cluster.nodes[0]
+    environment = fault_environment(cert_dir, rabbit_node, seed, tmp_path, {
+        "STUB_DELAY_SECONDS": "0.2",
+        "REDIS_CLUSTER": "true",
+        "REDIS_WAIT_REPLICAS": str(wait_replicas),
+        "REDIS_WAIT_TIMEOUT_SECONDS": "0.5",
+    })
+    platform = await FaultPlatform.launch(environment, tmp_path / "logs", rabbit_node, seed)
+    try:
+        base = platform.client
+        client = TimedClient(base.session, base.base)
+        stop = asyncio.Event()
+        load = asyncio.create_task(ledger.steady_load(client, stop, per_second=PER_SECOND,
+                                                      limit=TASKS))
+        await ledger.wait_accepted(KILL_AFTER_ACCEPTED, timeout=30)
+        killed_at = time.monotonic()
+        killed, failover = await asyncio.to_thread(cluster.kill_master)
+        replica_back = await asyncio.to_thread(cluster.restart, killed)
+        await asyncio.wait_for(load, timeout=60)
+
+        await ledger.settle(platform.statuses, timeout=60)
+        depths = await platform.wait_queues_empty(timeout=20)
+        failed_at = client.failed_at
+        ledger.note(
+            failover_seconds=round(failover, 1),
+            replica_back_after_kill_seconds=round(failover + replica_back, 1),
+            unavailable_window_seconds=round(failed_at[-1] - failed_at[0], 1) if failed_at else 0.0,
+            window_start_after_kill_seconds=(round(failed_at[0] - killed_at, 1) if failed_at
+                                             else None),
+            answered_5xx=len(failed_at),
+            records_restored=len(platform.logged_tasks("worker", "task had no record")
+                                 | platform.logged_tasks("api", "task had no record")),
+            results_held=len(platform.logged_tasks("api", "cannot store a result yet")),
+        )
+        print(f"\nredis cluster ({'WAIT 1' if wait_replicas else 'no WAIT'}): "
+              f"{ledger.figures()}")
+
+        assert ledger.lost == {}, f"{len(ledger.lost)} accepted tasks lost"
+        assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
+        assert ledger.unexpected == {} and ledger.unanswered == 0
+        assert ledger.refused > 0, "no create met the failover"
+        # Every 500 falls between the kill and a moment after the replica was back.
+        assert failed_at[0] >= killed_at
+        assert failed_at[-1] - killed_at < failover + replica_back + 5
+        assert {queue: (d.ready, d.unacked) for queue, d in depths.items()} == dict.fromkeys(
+            platform.queues, (0, 0)), "a message was left behind or dead-lettered"
+    finally:
+        await platform.close()
