@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from redis.asyncio.cluster import RedisCluster
 
 from cpe_devkit.redis_server import RedisClusterNodes
@@ -273,3 +275,57 @@ async def test_one_subscription_hears_the_notices_of_tasks_on_every_master(
         assert all(woken)
     finally:
         await hub.close()
+
+
+async def test_the_subscription_moves_to_another_node_when_its_node_dies(
+    tmp_path: Path, run_environment: dict[str, str],
+) -> None:
+    nodes = RedisClusterNodes(tmp_path / "cluster")
+    nodes.start()
+    try:
+        settings = RedisSettings.from_env(Environment(
+            {**run_environment, "REDIS_URL": nodes.url, "REDIS_CLUSTER": "true"}))
+        async with TaskStore(settings) as store:
+            name = f"test-waiters-{uuid.uuid4().hex}"
+            hub = Waiters(settings, store.events_channel, limit=5,
+                          metrics=ApiMetrics().completion, client_name=name)
+            hub.start()
+            try:
+                await _until(lambda: hub.subscribed)
+                [subscribed] = [node for node in nodes.nodes if name in _client_names(node.port)]
+                if subscribed in nodes.masters_now():
+                    await asyncio.to_thread(nodes.kill_master, subscribed)
+                else:
+                    subscribed.stop(signal.SIGKILL)
+                await _until(lambda: hub.subscribed
+                             and any(name in _client_names(node.port)
+                                     for node in nodes.nodes if node.running))
+                task_id, equipment_id = new_id(), device()
+                await store.create(task_id, equipment_id)
+                with hub.watch(task_id, final_only=True) as watch:
+                    await store.transition(task_id, TaskStatus.COMPLETED,
+                                           equipment_id=equipment_id)
+                    assert await watch.wait(WOKEN_WITHIN)
+            finally:
+                await hub.close()
+    finally:
+        nodes.stop()
+        nodes.close()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.1)
+
+
+def _client_names(port: int) -> set[str]:
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1,
+                         decode_responses=True)
+    try:
+        return {str(entry.get("name")) for entry in client.client_list(_type="pubsub")}
+    except redis.RedisError:
+        return set()
+    finally:
+        client.close()

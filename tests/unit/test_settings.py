@@ -63,3 +63,11 @@ def test_serialize_mode_waits_at_most_a_hundred_tasks_per_device_unless_told() -
     assert settings.max_waiting == 100
     assert ApiSettings.from_env({"EQUIPMENT_MAX_WAITING": "7"}).max_waiting == 7
     assert [mode.exclusive for mode in EquipmentConcurrency] == [False, True, True]
+
+
+def test_redis_cluster_is_off_unless_told_and_excludes_sentinel() -> None:
+    assert ApiSettings.from_env({}).redis.cluster is False
+    assert ApiSettings.from_env({"REDIS_CLUSTER": "true"}).redis.cluster is True
+    with pytest.raises(SettingsError) as caught:
+        ApiSettings.from_env({"REDIS_CLUSTER": "true", "REDIS_SENTINELS": "127.0.0.1:26379"})
+    assert caught.value.variable == "REDIS_CLUSTER"

@@ -25,7 +25,6 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
 from ..backoff import Backoff
@@ -91,7 +90,6 @@ class Waiters:
         # pub/sub reaches every node), re-chosen when it is lost.
         self._client = subscriber_client(settings, client_name=client_name,
                                          health_check_seconds=HEALTH_CHECK_SECONDS)
-        self._redis: aioredis.Redis = self._client.redis
 
     def start(self) -> None:
         if self._listener is None:
