@@ -79,7 +79,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from . import names
 from .backoff import Backoff
@@ -93,8 +93,9 @@ T = TypeVar("T")
 
 # What a Redis call raises when Redis is away: the client's own errors, and, from uvloop, a
 # RuntimeError when a connect races the server closing ("unable to perform operation on
-# <TCPTransport closed=True>").
-REDIS_UNAVAILABLE = (RedisError, OSError, RuntimeError)
+# <TCPTransport closed=True>"). The cluster client raises RedisClusterException, which is not
+# a RedisError, when no node answers or a slot has no master in its map (mid-failover).
+REDIS_UNAVAILABLE = (RedisError, RedisClusterException, OSError, RuntimeError)
 
 # While Redis is away, a consumer holding a message retries its store operation this way.
 STORE_RETRY = Backoff(initial_seconds=0.2, max_seconds=5.0)
