@@ -79,7 +79,7 @@ def key_record_name(stack: Stack, equipment_id: str, key: str, caller: str = NO_
 
 async def tasks_of(redis: aioredis.Redis, stack: Stack, equipment_id: str) -> set[str]:
     """The task ids of every record in the store created for ``equipment_id``."""
-    prefix = f"{stack.environment['REDIS_KEY_PREFIX']}task:"
+    prefix = f"{stack.environment['REDIS_KEY_PREFIX']}task:{{{equipment_id}}}:"
     found = set()
     async for name in redis.scan_iter(match=f"{prefix}*", count=1000):
         if await redis.hget(name, "equipment_id") == equipment_id:
