@@ -15,19 +15,18 @@ answers fall in one window around the failover, which the test measures and prin
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cpe_devkit.rabbit_node import QueueDepth, RabbitNode
+from cpe_devkit.rabbit_node import RabbitNode
 from cpe_devkit.redis_server import SentinelGroup
 
 from .harness import FaultPlatform, fault_environment
 from .ledger import Ledger
+from .redis_failover import kill_the_master_mid_run
 
 TASKS = 500
 PER_SECOND = 50.0
@@ -68,41 +67,8 @@ async def test_a_redis_master_killed_mid_run_under_sentinel_loses_no_accepted_ta
     platform = await FaultPlatform.launch(environment, tmp_path / "logs", rabbit_node,
                                           group.master())
     try:
-        client = platform.client
-        stop = asyncio.Event()
-        load = asyncio.create_task(ledger.steady_load(client, stop, per_second=PER_SECOND,
-                                                      limit=TASKS))
-        await ledger.wait_accepted(KILL_AFTER_ACCEPTED, timeout=30)
-        killed_at = time.monotonic()
-        killed, failover = await asyncio.to_thread(group.kill_master)
-        replica_back = await asyncio.to_thread(group.restart, killed)
-        await asyncio.wait_for(load, timeout=60)
-
-        await ledger.settle(platform.statuses, timeout=60)
-        depths = await platform.wait_queues_empty(timeout=20)
-        failed_at = ledger.answered_5xx_at
-        ledger.note(
-            failover_seconds=round(failover, 1),
-            replica_back_after_kill_seconds=round(failover + replica_back, 1),
-            unavailable_window_seconds=round(failed_at[-1] - failed_at[0], 1) if failed_at else 0.0,
-            window_start_after_kill_seconds=(round(failed_at[0] - killed_at, 1) if failed_at
-                                             else None),
-            answered_5xx=len(failed_at),
-            records_restored=len(platform.logged_tasks("worker", "task had no record")
-                                 | platform.logged_tasks("api", "task had no record")),
-            results_held=len(platform.logged_tasks("api", "cannot store a result yet")),
-        )
-
-        assert ledger.lost == {}, f"{len(ledger.lost)} accepted tasks lost"
-        assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
-        assert ledger.unexpected == {} and ledger.unanswered == 0
-        assert ledger.refused > 0, "no create met the failover"
-        # Every 500 falls between the kill and a moment after the replica was back.
-        assert failed_at[0] >= killed_at
-        assert failed_at[-1] - killed_at < failover + replica_back + 5
-        assert {queue: (d.ready, d.unacked) for queue, d in depths.items()} == dict.fromkeys(
-            platform.queues, (0, 0)), "a message was left behind or dead-lettered"
-        assert all(depth == QueueDepth(0, 0) for depth in depths.values())
+        await kill_the_master_mid_run(platform, ledger, group, tasks=TASKS, per_second=PER_SECOND,
+                                      kill_after_accepted=KILL_AFTER_ACCEPTED)
     finally:
         # The run's keys are on whichever server is the master now.
         platform.redis = group.master()
