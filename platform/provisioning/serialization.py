@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from .backoff import Backoff
 from .collaborators import InboundDelivery
 from .errors import BrokerUnavailable
+from .held_retry import retry_while_held
 from .messaging.broker import FetchedMessage
 from .messaging.topology import parking_queue
 from .models import TaskStatus
@@ -123,20 +124,11 @@ class Serializer:
         """``hand_over`` for a handler holding its trigger message: retried while the broker is
         away and the message is still held; False when its channel is gone (the broker
         redelivers the trigger, and the hand-over runs again then)."""
-        pauses = BROKER_RETRY.delays()
-        while True:
-            try:
-                await self.hand_over(equipment_id)
-                return True
-            except BrokerUnavailable as error:
-                if not delivery.deliverable:
-                    log.warning("turn not handed over and the trigger's channel is gone; it "
-                                "will be redelivered: %s", error, extra={"equipment_id": equipment_id})
-                    return False
-                pause = next(pauses)
-                log.warning("turn not handed over yet, retrying in %.1fs: %s", pause, error,
-                            extra={"equipment_id": equipment_id})
-                await asyncio.sleep(pause)
+        return await retry_while_held(
+            delivery, lambda: self.hand_over(equipment_id), retried=(BrokerUnavailable,),
+            backoff=BROKER_RETRY, what="handing the turn over",
+            fields={"equipment_id": equipment_id},
+        )
 
     async def _move(self, step: Advance, equipment_id: str) -> bool:
         """Move the turn's parked message to the tasks queue. True when the task is on the

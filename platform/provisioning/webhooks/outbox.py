@@ -11,7 +11,6 @@ answered 500 (failed ``not_queued``) gets no webhook: its client never learnt it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -19,6 +18,7 @@ from typing import Protocol
 from ..backoff import Backoff
 from ..collaborators import InboundDelivery, ResultPublisher
 from ..errors import DependencyUnavailable
+from ..held_retry import retry_while_held
 from ..models import FailureReason, TaskRecord
 from .notice import WebhookNotice
 
@@ -64,17 +64,7 @@ class WebhookOutbox:
     async def queue_held(self, delivery: InboundDelivery, task_id: str, url: str) -> bool:
         """``queue``, retrying while the trigger is held; False once its channel is gone (the
         broker redelivers the trigger, which queues the webhook then)."""
-        pauses = self._retry.delays()
-        while True:
-            try:
-                await self.queue(task_id, url)
-                return True
-            except DependencyUnavailable as error:
-                if not delivery.deliverable:
-                    log.warning("webhook not queued and the trigger's channel is gone; it will "
-                                "be redelivered: %s", error, extra={"task_id": task_id})
-                    return False
-                pause = next(pauses)
-                log.warning("webhook not queued yet, retrying in %.1fs: %s", pause, error,
-                            extra={"task_id": task_id})
-                await asyncio.sleep(pause)
+        return await retry_while_held(
+            delivery, lambda: self.queue(task_id, url), retried=(DependencyUnavailable,),
+            backoff=self._retry, what="queueing the webhook", fields={"task_id": task_id},
+        )

@@ -47,6 +47,7 @@ from ..errors import (
     ServiceATransientError,
     StoreUnavailable,
 )
+from ..held_retry import retry_while_held
 from ..models import FailureReason, ResultMessage, TaskMessage, TaskStatus
 from ..store import STORE_RETRY, Transition, TransitionOutcome, until_available
 from ..telemetry.metrics import WorkerMetrics, exemplar
@@ -230,23 +231,13 @@ class TaskProcessor:
         harmless (the status never goes back), calling Service A twice is not. If the task's
         channel closes meanwhile, aiormq usually cancels this handler outright; either way the
         broker hands the task to another worker."""
-        fields = {"task_id": result.task_id}
-        pauses = self._publish_retry.delays()
-        while True:
-            try:
-                await self._broker.publish(
-                    self._results_queue, result.encode(), message_id=result.task_id
-                )
-                return True
-            except BrokerUnavailable as error:
-                if not delivery.deliverable:
-                    log.warning("result not published and the task's channel is gone; it will "
-                                "be redelivered: %s", error, extra=fields)
-                    return False
-                pause = next(pauses)
-                log.warning("result not published yet, retrying in %.1fs: %s", pause, error,
-                            extra=fields)
-                await asyncio.sleep(pause)
+        return await retry_while_held(
+            delivery,
+            lambda: self._broker.publish(self._results_queue, result.encode(),
+                                         message_id=result.task_id),
+            retried=(BrokerUnavailable,), backoff=self._publish_retry,
+            what="publishing the result", fields={"task_id": result.task_id},
+        )
 
     async def _provision(self, task: TaskMessage) -> ResultMessage:
         """Call Service A until it succeeds, fails for good, or the attempts run out."""
