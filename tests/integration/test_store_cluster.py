@@ -19,7 +19,7 @@ from cpe_devkit.redis_server import RedisClusterNodes
 from provisioning.api.waiters import Waiters
 from provisioning.environment import Environment
 from provisioning.equipment_lease import EquipmentLease
-from provisioning.errors import EquipmentBusy
+from provisioning.errors import EquipmentBusy, StoreUnavailable
 from provisioning.idempotency import IdempotencyStore, KeyState
 from provisioning.models import FailureReason, TaskStatus
 from provisioning.settings import RedisSettings
@@ -301,7 +301,7 @@ async def test_the_subscription_moves_to_another_node_when_its_node_dies(
                              and any(name in _client_names(node.port)
                                      for node in nodes.nodes if node.running))
                 task_id, equipment_id = new_id(), device()
-                await store.create(task_id, equipment_id)
+                await _create_once_served(store, task_id, equipment_id)
                 with hub.watch(task_id, final_only=True) as watch:
                     await store.transition(task_id, TaskStatus.COMPLETED,
                                            equipment_id=equipment_id)
@@ -311,6 +311,22 @@ async def test_the_subscription_moves_to_another_node_when_its_node_dies(
     finally:
         nodes.stop()
         nodes.close()
+
+
+async def _create_once_served(store: TaskStore, task_id: str, equipment_id: str,
+                              timeout: float = 15.0) -> None:
+    """Create the task, retrying while the store's own client still finds the cluster
+    unreachable: right after a failover its first commands may fail (Service B answers those
+    500), but a client that never recovers fails the test."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await store.create(task_id, equipment_id)
+            return
+        except StoreUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
