@@ -10,7 +10,8 @@
     │   │   ├── IdempotentRequestInProgress  409: the first request with this Idempotency-Key is not done
     │   │   └── EquipmentBusy       409: reject mode, the device has an unfinished task (its taskId)
     │   │       └── EquipmentQueueFull  409: serialize mode, the device has its limit of tasks waiting
-    │   └── IdempotencyKeyReused    422: the Idempotency-Key was used with a different body
+    │   ├── IdempotencyKeyReused    422: the Idempotency-Key was used with a different body
+    │   └── UnsupportedMediaType    415: API_REQUIRE_JSON_CONTENT_TYPE, a body not sent as JSON
     ├── ProvisioningFailed          500: the task ended in failure
     ├── ServiceOverloaded           503: this process holds its limit of requests in flight
     ├── DependencyUnavailable       (also ConnectionError) Redis or RabbitMQ cannot serve now
@@ -117,6 +118,14 @@ class IdempotencyKeyReused(RequestRejected):
 
     status = 422
     message = "Idempotency-Key was already used with a different request body"
+
+
+class UnsupportedMediaType(RequestRejected):
+    """415 (``API_REQUIRE_JSON_CONTENT_TYPE``): a JSON body sent without ``Content-Type:
+    application/json``."""
+
+    status = 415
+    message = "Content-Type must be application/json"
 
 
 class ProvisioningFailed(ProvisioningError):
