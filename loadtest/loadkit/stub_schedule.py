@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import math
 import ssl
 import threading
 import time
@@ -44,14 +45,25 @@ def parse_schedule(text: str) -> Schedule:
     schedule: Schedule = []
     for entry in filter(None, (part.strip() for part in text.split(";"))):
         at, *settings = entry.split()
+        if not _finite(at.rstrip("s")):
+            raise ValueError(f"--stub-schedule: cannot read the time {at!r} in {entry!r}")
         changes: dict[str, float] = {}
         for setting in settings:
             key, _, value = setting.partition("=")
-            if key.lower() not in BEHAVIOUR_KEYS or not value:
+            if key.lower() not in BEHAVIOUR_KEYS or not _finite(value):
                 raise ValueError(f"--stub-schedule: cannot read {setting!r} in {entry!r}")
             changes[BEHAVIOUR_KEYS[key.lower()]] = float(value)
         schedule.append((float(at.rstrip("s")), changes))
     return sorted(schedule, key=lambda item: item[0])
+
+
+def _finite(value: str) -> bool:
+    """A finite number (``nan`` and ``inf`` are not JSON, nor a time); the stub itself says
+    when a value is out of its bounds."""
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 class BehaviourTimeline:
@@ -108,7 +120,7 @@ class StubAdmin:
     def behaviour(self, changes: dict[str, float] | None = None) -> dict[str, Any]:
         """GET (or PUT ``changes``) the stub's behaviour: what it does now."""
         method = "GET" if changes is None else "PUT"
-        data = None if changes is None else json.dumps(changes).encode()
+        data = None if changes is None else json.dumps(changes, allow_nan=False).encode()
         request = urllib.request.Request(self.url, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         started = time.monotonic()

@@ -16,6 +16,7 @@ from provisioning.serving import sanic_process_index
 from .answers import INTERNAL_ERROR, SUCCESS, InvalidBody, UnknownEquipment, answer, error_answer
 from .behaviour import Answer, behaviour_to_document
 from .control import BehaviourControl
+from .limits import MAX_SECONDS
 from .metrics import INVALID, CallsInProgress, StubMetrics
 from .openapi import openapi_document
 from .request_body import check_configuration, check_equipment_id, decode_json
@@ -34,7 +35,8 @@ class StubContext:
 
 
 StubApp = Sanic[Config, StubContext]
-RESPONSE_TIMEOUT_SECONDS = 3600
+# A minute above the longest delay a call can have, so that a call at the bound still answers.
+RESPONSE_TIMEOUT_SECONDS = MAX_SECONDS + 60
 StubRequest = Request[StubApp, SimpleNamespace]
 
 
@@ -60,8 +62,12 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
     app: StubApp = Sanic("service_a_stub", ctx=StubContext(settings), configure_logging=False)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     # Sanic cuts a handler off after RESPONSE_TIMEOUT (60 s by default) with a 503: exactly the
-    # stub's default delay. Its delay can change at run time, so the cut-off sits far above it.
+    # stub's default delay. Its delay can change at run time, so the cut-off sits above its bound.
     app.config.RESPONSE_TIMEOUT = RESPONSE_TIMEOUT_SECONDS
+    # One limit for every body (Sanic's default is 100 MB): Sanic refuses a longer body with a
+    # 413 before reading it (Content-Length) or as soon as it passes the limit (chunked). Both
+    # routes that take a body take small ones, so a per-route limit would buy nothing.
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.exception(Exception)(error_answer)
     instrument(app, app.ctx.metrics.http)
 

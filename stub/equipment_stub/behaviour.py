@@ -1,10 +1,18 @@
-"""How the stub answers: its delay, jitter and injected faults. Pure, so it is unit-tested."""
+"""How the stub answers: its delay, jitter and injected faults. Pure, so it is unit-tested.
+
+Every value a behaviour holds is within the bounds of ``limits``, wherever it came from (the
+environment, ``PUT /admin/behaviour``, the shared file): finite, so its JSON document is JSON.
+"""
 
 from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from .limits import EQUIPMENT_ID, EQUIPMENT_ID_SHAPE, MAX_LISTED_IDS, MAX_SECONDS
+from .strict_json import quoted
 
 
 class Answer(enum.Enum):
@@ -22,11 +30,12 @@ class Behaviour:
     unknown_ids: frozenset[str]
 
     def delay(self, rng: random.Random | None = None) -> float:
-        """The configured delay, moved up or down by at most the jitter, never below zero."""
+        """The configured delay, moved up or down by at most the jitter, never below zero nor
+        above ``MAX_SECONDS``."""
         if not self.jitter_seconds:
             return self.delay_seconds
         offset = (rng or random).uniform(-self.jitter_seconds, self.jitter_seconds)
-        return max(self.delay_seconds + offset, 0.0)
+        return min(max(self.delay_seconds + offset, 0.0), MAX_SECONDS)
 
     def knows(self, equipment_id: str) -> bool:
         return equipment_id not in self.unknown_ids
@@ -53,27 +62,64 @@ def behaviour_to_document(behaviour: Behaviour) -> dict[str, object]:
     }
 
 
+def behaviour_summary(behaviour: Behaviour) -> dict[str, object]:
+    """The document for a log line: the id lists by their length (up to 10,000 ids each)."""
+    return {**behaviour_to_document(behaviour),
+            "failIds": len(behaviour.fail_ids), "unknownIds": len(behaviour.unknown_ids)}
+
+
+def seconds(value: object) -> float:
+    """A delay or a jitter; ``ValueError`` saying what it must be."""
+    if _is_number(value) and 0 <= value <= MAX_SECONDS:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    raise ValueError(f"must be a number from 0 to {MAX_SECONDS}")
+
+
+def ratio(value: object) -> float:
+    """A share of calls; ``ValueError`` saying what it must be."""
+    if _is_number(value) and 0 <= value <= 1:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
+    raise ValueError("must be a number from 0 to 1")
+
+
+def equipment_ids(value: object) -> frozenset[str]:
+    """A list of ids; ``ValueError`` saying what it must be, and which id is not one."""
+    if not isinstance(value, list | tuple | frozenset) or len(value) > MAX_LISTED_IDS:
+        raise ValueError(f"must be a list of at most {MAX_LISTED_IDS} equipment ids")
+    for item in value:
+        if not isinstance(item, str) or EQUIPMENT_ID.fullmatch(item) is None:
+            shown = quoted(item) if isinstance(item, str) else "an item that is not a string"
+            raise ValueError(f"must list equipment ids ({EQUIPMENT_ID_SHAPE}): {shown} is not one")
+    return frozenset(value)
+
+
+# Each field of the JSON document: its attribute, and what reads (and bounds) its value.
+FIELDS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "delaySeconds": ("delay_seconds", seconds),
+    "jitterSeconds": ("jitter_seconds", seconds),
+    "failureRatio": ("failure_ratio", ratio),
+    "failIds": ("fail_ids", equipment_ids),
+    "unknownIds": ("unknown_ids", equipment_ids),
+}
+
+
 def behaviour_with_changes(behaviour: Behaviour, changes: object) -> Behaviour:
     """Apply a partial document to a behaviour; ``ValueError`` says which field is wrong."""
     if not isinstance(changes, dict):
         raise ValueError("the behaviour must be a JSON object")
-    unknown = set(changes) - set(behaviour_to_document(behaviour))
+    unknown = sorted(set(changes) - set(FIELDS))
     if unknown:
-        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        shown = ", ".join(map(quoted, unknown[:5])) + (", …" if len(unknown) > 5 else "")
+        raise ValueError(f"unknown fields: {shown} (known: {', '.join(FIELDS)})")
     values: dict[str, object] = {}
-    for field_name, attribute in (("delaySeconds", "delay_seconds"), ("jitterSeconds", "jitter_seconds"),
-                                  ("failureRatio", "failure_ratio")):
-        if field_name in changes:
-            value = changes[field_name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{field_name} must be a number of at least 0")
-            if field_name == "failureRatio" and value > 1:
-                raise ValueError("failureRatio must be between 0 and 1")
-            values[attribute] = float(value)
-    for field_name, attribute in (("failIds", "fail_ids"), ("unknownIds", "unknown_ids")):
-        if field_name in changes:
-            ids = changes[field_name]
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise ValueError(f"{field_name} must be a list of strings")
-            values[attribute] = frozenset(ids)
+    for field_name, value in changes.items():
+        attribute, read = FIELDS[field_name]
+        try:
+            values[attribute] = read(value)
+        except ValueError as error:
+            raise ValueError(f"{field_name} {error}") from None
     return replace(behaviour, **values)  # type: ignore[arg-type]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -15,7 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .behaviour import Behaviour, behaviour_to_document, behaviour_with_changes
+from . import strict_json
+from .behaviour import Behaviour, behaviour_summary, behaviour_to_document, behaviour_with_changes
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def write_behaviour(path: Path, behaviour: Behaviour) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".behaviour-")
     with os.fdopen(descriptor, "w") as handle:
-        json.dump(behaviour_to_document(behaviour), handle)
+        json.dump(behaviour_to_document(behaviour), handle, allow_nan=False)
     os.replace(temporary, path)
 
 
@@ -40,11 +41,12 @@ class BehaviourControl:
         self._seen_mtime = 0.0
 
     def change(self, changes: object) -> Behaviour:
-        """Apply a partial change (``ValueError`` if invalid) and share it with the others."""
+        """Apply a partial change and share it with the others; an invalid change raises
+        ``ValueError`` before anything is written, so it changes nothing."""
         updated = behaviour_with_changes(self.current, changes)
         write_behaviour(self._path, updated)
         self.current = updated
-        log.info("stub behaviour changed", extra={"behaviour": behaviour_to_document(updated)})
+        log.info("stub behaviour changed", extra={"behaviour": behaviour_summary(updated)})
         return updated
 
     def refresh(self) -> None:
@@ -53,7 +55,7 @@ class BehaviourControl:
             mtime = self._path.stat().st_mtime
             if mtime == self._seen_mtime:
                 return
-            document = json.loads(self._path.read_text())
+            document = strict_json.loads(self._path.read_bytes())
             self.current = behaviour_with_changes(self.current, document)
             self._seen_mtime = mtime
         except (OSError, ValueError) as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import answers
+from .limits import EQUIPMENT_ID, EQUIPMENT_ID_SHAPE, MAX_INTEGER_DIGITS, MAX_LISTED_IDS, MAX_SECONDS
 from .request_body import HIGHEST_VLAN
 
 JSON = "application/json"
@@ -31,7 +32,7 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
 
 EQUIPMENT_ID_PARAMETER = {
     "name": "equipment_id", "in": "path", "required": True, "schema": {"type": "string"},
-    "description": "Letters and digits, at least six; anything else is 'equipment not found'.",
+    "description": f"{EQUIPMENT_ID_SHAPE}; anything else is 'equipment not found'.",
 }
 CONFIGURATION_REQUEST = {
     "type": "object",
@@ -49,19 +50,27 @@ CONFIGURATION_REQUEST = {
 }
 CONFIGURATION_ANSWERS = {
     "200": _answer("Configured, after the delay", 200, answers.SUCCESS),
-    "400": _answer("Invalid JSON or body; the message says which field and why", 400),
+    "400": _answer("Invalid JSON or body; the message says which field and why. Bodies are read "
+                   "as strict JSON: no NaN or Infinity, no duplicate names, no integer of more "
+                   f"than {MAX_INTEGER_DIGITS} digits", 400),
     "404": _answer("Bad id, or an id the stub does not know (at once)", 404, answers.EQUIPMENT_NOT_FOUND),
+    "413": _answer("The body is longer than STUB_MAX_BODY_BYTES (1 MiB by default)", 413),
     "500": _answer("Failed, after the delay (injected fault)", 500, answers.INTERNAL_ERROR),
+}
+SECONDS = {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}
+EQUIPMENT_IDS = {
+    "type": "array", "maxItems": MAX_LISTED_IDS,
+    "items": {"type": "string", "pattern": f"^{EQUIPMENT_ID.pattern}$"},
 }
 BEHAVIOUR = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "delaySeconds": {"type": "number", "minimum": 0},
-        "jitterSeconds": {"type": "number", "minimum": 0},
+        "delaySeconds": SECONDS,
+        "jitterSeconds": {**SECONDS, "description": "One call's delay stays within 0 and the maximum"},
         "failureRatio": {"type": "number", "minimum": 0, "maximum": 1},
-        "failIds": {"type": "array", "items": {"type": "string"}},
-        "unknownIds": {"type": "array", "items": {"type": "string"}},
+        "failIds": EQUIPMENT_IDS,
+        "unknownIds": EQUIPMENT_IDS,
     },
 }
 BEHAVIOUR_ANSWER = {"description": "The whole current behaviour", "content": {JSON: {"schema": BEHAVIOUR}}}
@@ -83,7 +92,8 @@ def openapi_document() -> dict[str, Any]:
                 "put": {
                     "operationId": "changeBehaviour",
                     "requestBody": _json_body(BEHAVIOUR),
-                    "responses": {"200": BEHAVIOUR_ANSWER, "400": CONFIGURATION_ANSWERS["400"]},
+                    "responses": {"200": BEHAVIOUR_ANSWER, "400": CONFIGURATION_ANSWERS["400"],
+                                  "413": CONFIGURATION_ANSWERS["413"]},
                 },
             },
         },

@@ -4,30 +4,30 @@ A real Service A checks what it is sent by its own rules, so the stub does too i
 running Service B's parser: a body the worker sends that a Service A would refuse then shows up
 (the contract test sends the worker's bodies here). The messages are the stub's own; the
 worker's client reads only the status. Unknown fields are ignored, as the contract says.
+A body is read as strict JSON (``strict_json``): no NaN or Infinity, no duplicate names, no
+integer of more than ``MAX_INTEGER_DIGITS`` digits; none of these is a body a worker sends.
 """
 
 from __future__ import annotations
 
-import json
-import re
-
+from . import strict_json
 from .answers import InvalidBody, UnknownEquipment
+from .limits import EQUIPMENT_ID
 
-EQUIPMENT_ID = re.compile(r"[a-zA-Z0-9]{6,}")
 HIGHEST_VLAN = 4094
 
 
 def check_equipment_id(equipment_id: str) -> None:
-    """Letters and digits, at least six; anything else is an unknown equipment."""
+    """Letters and digits, 6 to 256; anything else is an unknown equipment."""
     if EQUIPMENT_ID.fullmatch(equipment_id) is None:
         raise UnknownEquipment()
 
 
 def decode_json(raw: bytes) -> object:
-    """The body as JSON, or ``InvalidBody`` saying why it is not."""
+    """The body as strict JSON, or ``InvalidBody`` saying why it is not."""
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:  # incl. UnicodeDecodeError, JSONDecodeError
+        return strict_json.loads(raw)
+    except ValueError as error:  # incl. UnicodeDecodeError, JSONDecodeError
         raise InvalidBody(f"the body is not valid JSON: {error}") from None
 
 

@@ -87,10 +87,10 @@ def test_an_invalid_behaviour_change_says_which_field_is_wrong() -> None:
     from equipment_stub.behaviour import behaviour_with_changes
 
     for changes, message in [
-        ({"delaySeconds": -1}, "delaySeconds must be a number of at least 0"),
-        ({"failureRatio": 2}, "failureRatio must be between 0 and 1"),
-        ({"failIds": "X12345"}, "failIds must be a list of strings"),
-        ({"colour": "red"}, "unknown fields: colour"),
+        ({"delaySeconds": -1}, "delaySeconds must be a number from 0 to 3600"),
+        ({"failureRatio": 2}, "failureRatio must be a number from 0 to 1"),
+        ({"failIds": "X12345"}, "failIds must be a list of at most 10000 equipment ids"),
+        ({"colour": "red"}, 'unknown fields: "colour"'),
         ([], "the behaviour must be a JSON object"),
     ]:
         with pytest.raises(ValueError, match=message):
