@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import names
 from .environment import Environment
@@ -25,6 +26,12 @@ DEFAULT_WEBHOOK_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
 MAX_WEBHOOK_RETRIES = 20
 MIN_WEBHOOK_RETRY_DELAY = 0.1
 MAX_WEBHOOK_RETRY_DELAY = 86_400.0
+
+# AMQP heartbeats (aiormq 7): a connection sends a heartbeat every max(1, timeout // 2) s and
+# gives up on one that has received no frame for 3 * (timeout + 1) s, checking at each send.
+DEFAULT_AMQP_HEARTBEAT_SECONDS = 60
+MIN_AMQP_HEARTBEAT_SECONDS = 1  # 0 would switch heartbeats off: a stall would never be noticed
+MAX_AMQP_HEARTBEAT_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,9 @@ class BrokerSettings:
     urls: tuple[str, ...] = ()
     # QUORUM_INITIAL_GROUP_SIZE: replicas of each quorum queue (RabbitMQ caps it at the nodes).
     quorum_initial_group_size: int = 3
+    # AMQP_HEARTBEAT_SECONDS: the heartbeat timeout every connection asks for (``from_env`` puts
+    # it in each URL's query, where aiormq reads it; see ``with_heartbeat``).
+    heartbeat_seconds: int = DEFAULT_AMQP_HEARTBEAT_SECONDS
 
     @classmethod
     def from_env(cls, env: Environment) -> BrokerSettings:
@@ -119,7 +129,12 @@ class BrokerSettings:
             raise SettingsError("RESULTS_QUEUE", "must differ from TASKS_QUEUE")
         if webhooks_queue in (tasks_queue, results_queue):
             raise SettingsError("WEBHOOKS_QUEUE", "must differ from TASKS_QUEUE and RESULTS_QUEUE")
-        urls = _broker_urls(env)
+        heartbeat = env.integer("AMQP_HEARTBEAT_SECONDS", DEFAULT_AMQP_HEARTBEAT_SECONDS,
+                                minimum=MIN_AMQP_HEARTBEAT_SECONDS)
+        if heartbeat > MAX_AMQP_HEARTBEAT_SECONDS:
+            raise SettingsError("AMQP_HEARTBEAT_SECONDS",
+                                f"must be at most {MAX_AMQP_HEARTBEAT_SECONDS}, got {heartbeat}")
+        urls = tuple(with_heartbeat(url, heartbeat) for url in _broker_urls(env))
         return cls(
             url=urls[0],
             tasks_queue=tasks_queue,
@@ -134,11 +149,23 @@ class BrokerSettings:
             webhook_retry_delays=_retry_delays(env),
             urls=urls,
             quorum_initial_group_size=env.integer("QUORUM_INITIAL_GROUP_SIZE", 3, minimum=1),
+            heartbeat_seconds=heartbeat,
         )
 
     def __post_init__(self) -> None:
         if not self.urls:  # built directly (tests, tools) with one url
             object.__setattr__(self, "urls", (self.url,))
+
+
+def with_heartbeat(url: str, seconds: int) -> str:
+    """``url`` asking for a heartbeat timeout of ``seconds``: its ``heartbeat`` query parameter,
+    which aiormq reads (and sends in its ``Connection.TuneOk``, whatever the broker proposed: the
+    client's value is the one in force), set to ``seconds``, replacing any the URL had."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+             if key != "heartbeat"]
+    query.append(("heartbeat", str(seconds)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _broker_urls(env: Environment) -> tuple[str, ...]:

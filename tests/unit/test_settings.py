@@ -71,3 +71,25 @@ def test_redis_cluster_is_off_unless_told_and_excludes_sentinel() -> None:
     with pytest.raises(SettingsError) as caught:
         ApiSettings.from_env({"REDIS_CLUSTER": "true", "REDIS_SENTINELS": "127.0.0.1:26379"})
     assert caught.value.variable == "REDIS_CLUSTER"
+
+
+def test_every_broker_url_asks_for_the_amqp_heartbeat_sixty_seconds_unless_told() -> None:
+    assert ApiSettings.from_env({}).broker.heartbeat_seconds == 60
+    assert ApiSettings.from_env({}).broker.url == "amqp://guest:guest@127.0.0.1:5672/?heartbeat=60"
+    broker = WorkerSettings.from_env({
+        "AMQP_HEARTBEAT_SECONDS": "3",
+        "AMQP_URLS": "amqp://u:p@a:5672/vh?heartbeat=600&name=x,amqps://u:p@b:5671/",
+    }).broker
+    assert broker.heartbeat_seconds == 3
+    assert broker.urls == ("amqp://u:p@a:5672/vh?name=x&heartbeat=3",
+                           "amqps://u:p@b:5671/?heartbeat=3")
+
+
+@pytest.mark.parametrize(("value", "problem"), [("0", "must be at least 1"),
+                                                ("3601", "must be at most 3600"),
+                                                ("two", "must be an integer")])
+def test_an_amqp_heartbeat_out_of_range_names_the_variable(value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        ApiSettings.from_env({"AMQP_HEARTBEAT_SECONDS": value})
+    assert caught.value.variable == "AMQP_HEARTBEAT_SECONDS"
+    assert problem in str(caught.value)
