@@ -2,21 +2,63 @@
 
 Everything here is pure: parsing and validation raise ``InvalidRequest`` (a client's body)
 or ``InvalidMessage`` (a queue message); encoding never touches the network.
+
+A request body is read strictly (RFC 8259 JSON, JSON Schema's idea of an integer):
+
+- a key twice in one object (at any depth) is refused, naming the key: "the last one wins"
+  would let ``{"timeoutInSeconds": -5, "timeoutInSeconds": 1}`` mean whatever a parser picks;
+- ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's ``json`` accepts) are refused;
+- an integral number is that integer, however it is written (``81421.0``, ``1e3``, as JSON
+  Schema's ``integer`` has it), and is queued and forwarded as the integer; a number with a
+  fraction is refused;
+- numbers are compared with their bounds (``RequestLimits``) before they are ever converted,
+  so no literal, however long, costs a big conversion or reaches the interpreter's
+  4,300-digit limit: an integer literal past ``MAX_INTEGER_DIGITS`` characters, and every
+  literal with a fraction or an exponent, is read as an exact ``Decimal``.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import re
+import sys
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import EquipmentNotFound, InvalidMessage, InvalidRequest, TaskNotFound
 
-EQUIPMENT_ID_PATTERN = re.compile(r"[a-zA-Z0-9]{6,}")
+# At most 128 characters: twice a TR-069 serial number (string(64)), and the longest id
+# that reaches Redis, a log line or Service A. A longer id is "not found" like any other id
+# of the wrong shape (the classic 404), so no client learns a new answer.
+EQUIPMENT_ID_MAX_LENGTH = 128
+EQUIPMENT_ID_PATTERN = re.compile(rf"[a-zA-Z0-9]{{6,{EQUIPMENT_ID_MAX_LENGTH}}}")
 VLAN_RANGE = range(1, 4095)
+MAX_INTEGER_DIGITS = 40  # integer literals longer than this are read as a Decimal, never int()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """The bounds of a create's body (``ApiSettings.request_limits``, from ``API_MAX_*``).
+
+    The defaults only refuse absurd input: no device waits an hour for its configuration, has
+    a thousand ports, or numbers an interface past RFC 2863's ``InterfaceIndex``
+    (1..2147483647, a signed 32-bit integer in any Service A). A value past a bound is a 400
+    that names the field and the bound."""
+
+    max_timeout_seconds: int = 3600  # API_MAX_TIMEOUT_SECONDS
+    max_interfaces: int = 1024  # API_MAX_INTERFACES: entries of parameters.interfaces
+    max_interface_number: int = 2_147_483_647  # API_MAX_INTERFACE_NUMBER: each entry's maximum
+    max_credential_length: int = 256  # API_MAX_CREDENTIAL_LENGTH: username, password (characters)
+
+
+DEFAULT_LIMITS = RequestLimits()
+# A task message was checked against the limits of the Service B that queued it (which may
+# have been raised); a worker checks only its shape.
+UNLIMITED = RequestLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
 
 
 def check_equipment_id(equipment_id: str) -> str:
@@ -87,28 +129,82 @@ class ProvisioningRequest:
         return {"timeoutInSeconds": self.timeout_in_seconds, "parameters": self.parameters.to_wire()}
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integral(value: object) -> int | float | Decimal | None:
+    """The number if it is an integer in JSON Schema's sense (``3``, ``3.0``, ``3e0``), else None.
+
+    Not converted to ``int`` here: the caller compares it with its bounds first. An infinity
+    (a literal such as ``1e999999999999999999999``, past even ``Decimal``'s exponents) counts as
+    an integer beyond every bound; NaN is no number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if value.is_integer() or math.isinf(value) else None
+    if isinstance(value, Decimal):
+        integral = value.is_infinite() or (value.is_finite() and value == value.to_integral_value())
+        return value if integral else None
+    return None
 
 
-def _positive_int(value: object, where: str) -> int:
-    if not _is_int(value) or value <= 0:  # type: ignore[operator]
+def _integer(value: object, where: str, maximum: int) -> int:
+    """A positive integer up to ``maximum``, as an ``int``; else a 400 saying which bound."""
+    number = _integral(value)
+    if number is None or number < 1:
         raise InvalidRequest(f"{where} must be a positive integer")
-    return value  # type: ignore[return-value]
+    if number > maximum:
+        raise InvalidRequest(f"{where} must be at most {maximum}")
+    return int(number)
 
 
-def _non_empty_string(parameters: dict[str, Any], name: str) -> str:
+def _non_empty_string(parameters: dict[str, Any], name: str, max_length: int) -> str:
     where = f"parameters.{name}"
     if name not in parameters:
         raise InvalidRequest(f"{where} is required")
     value = parameters[name]
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{where} must be a non-empty string")
+    if len(value) > max_length:
+        raise InvalidRequest(f"{where} must be at most {max_length} characters long")
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidRequest(f"Request body has the key {_shown(key)} more than once "
+                                     "in one object")
+            seen.add(key)
+    return document
+
+
+def _shown(key: str, limit: int = 64) -> str:
+    """A client's key as a JSON string (control characters escaped), cut to ``limit``."""
+    quoted = json.dumps(key)
+    return quoted if len(quoted) <= limit else quoted[: limit - 4] + '..."'
+
+
+def _integer_literal(text: str) -> int | Decimal:
+    return int(text) if len(text) <= MAX_INTEGER_DIGITS else Decimal(text)
+
+
+def _number_literal(text: str) -> float | Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent past Decimal's range: an infinity or a zero
+        return float(text)
+
+
+def _no_constant(name: str) -> object:
+    raise InvalidRequest(f"Request body is not valid JSON: {name} is not a JSON number")
+
+
 def parse_json_body(raw: bytes) -> object:
-    """Decode a request body, raising ``InvalidRequest`` that says why it is not JSON."""
+    """Decode a request body strictly (see the module's docstring), raising ``InvalidRequest``
+    that says why it is not JSON."""
     if not raw:
         raise InvalidRequest("Request body is empty; a JSON object is expected")
     try:
@@ -116,7 +212,8 @@ def parse_json_body(raw: bytes) -> object:
     except UnicodeDecodeError:
         raise InvalidRequest("Request body is not valid UTF-8") from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_integer_literal,
+                          parse_float=_number_literal, parse_constant=_no_constant)
     except RecursionError:
         raise InvalidRequest("Request body is nested too deeply") from None
     except json.JSONDecodeError as error:
@@ -124,34 +221,35 @@ def parse_json_body(raw: bytes) -> object:
             f"Request body is not valid JSON: {error.msg} at line {error.lineno} "
             f"column {error.colno}"
         ) from None
-    except ValueError as error:  # e.g. an integer past Python's 4,300-digit conversion limit
-        raise InvalidRequest(f"Request body is not valid JSON: {error}") from None
 
 
-def parse_provisioning_request(body: object) -> ProvisioningRequest:
-    """Validate a decoded body against the contract; unknown fields are ignored."""
+def parse_provisioning_request(body: object, limits: RequestLimits = DEFAULT_LIMITS
+                               ) -> ProvisioningRequest:
+    """Validate a decoded body against the contract and ``limits``; unknown fields are
+    ignored. Numbers come out as ``int`` whatever their JSON spelling."""
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     if "timeoutInSeconds" not in body:
         raise InvalidRequest("timeoutInSeconds is required")
-    timeout = _positive_int(body["timeoutInSeconds"], "timeoutInSeconds")
+    timeout = _integer(body["timeoutInSeconds"], "timeoutInSeconds", limits.max_timeout_seconds)
     if "parameters" not in body:
         raise InvalidRequest("parameters is required")
     parameters = body["parameters"]
     if not isinstance(parameters, dict):
         raise InvalidRequest("parameters must be a JSON object")
-    username = _non_empty_string(parameters, "username")
-    password = _non_empty_string(parameters, "password")
-    vlan = parameters.get("vlan")
-    if vlan is not None and (not _is_int(vlan) or vlan not in VLAN_RANGE):
-        raise InvalidRequest("parameters.vlan must be an integer from 1 to 4094")
+    username = _non_empty_string(parameters, "username", limits.max_credential_length)
+    password = _non_empty_string(parameters, "password", limits.max_credential_length)
+    vlan = _vlan(parameters.get("vlan"))
     if "interfaces" not in parameters:
         raise InvalidRequest("parameters.interfaces is required")
     interfaces = parameters["interfaces"]
     if not isinstance(interfaces, list) or not interfaces:
         raise InvalidRequest("parameters.interfaces must be a non-empty list of positive integers")
+    if len(interfaces) > limits.max_interfaces:
+        raise InvalidRequest(f"parameters.interfaces must have at most {limits.max_interfaces} "
+                             "entries")
     checked = tuple(
-        _positive_int(value, f"parameters.interfaces[{index}]")
+        _integer(value, f"parameters.interfaces[{index}]", limits.max_interface_number)
         for index, value in enumerate(interfaces)
     )
     return ProvisioningRequest(
@@ -160,6 +258,15 @@ def parse_provisioning_request(body: object) -> ProvisioningRequest:
             username=username, password=password, interfaces=checked, vlan=vlan
         ),
     )
+
+
+def _vlan(value: object) -> int | None:
+    if value is None:
+        return None
+    number = _integral(value)
+    if number is None or not VLAN_RANGE.start <= number < VLAN_RANGE.stop:
+        raise InvalidRequest("parameters.vlan must be an integer from 1 to 4094")
+    return int(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +319,7 @@ class TaskMessage:
                 task_id=check_task_id(_field(document, "taskId", str)),
                 equipment_id=check_equipment_id(_field(document, "equipmentId", str)),
                 created_at=float(_field(document, "createdAt", (int, float))),
-                request=parse_provisioning_request(document.get("request")),
+                request=parse_provisioning_request(document.get("request"), UNLIMITED),
             )
         except (InvalidRequest, EquipmentNotFound, TaskNotFound, OverflowError) as error:
             raise InvalidMessage(f"task message is invalid: {error}") from None

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from . import names
 from .environment import Environment
 from .errors import SettingsError
+from .models import DEFAULT_LIMITS, RequestLimits
 
 DEFAULT_CERT_DIR = "certs"
 
@@ -237,6 +238,64 @@ class MetricsSettings:
         return self.base_port + process_index if self.base_port else 0
 
 
+# HttpServerSettings' bounds: (minimum, maximum) of each variable.
+HTTP_TIMEOUT_RANGE = (0.5, 300.0)  # HTTP_REQUEST_TIMEOUT_SECONDS, HTTP_REQUEST_DEADLINE_SECONDS
+HTTP_KEEP_ALIVE_RANGE = (1.0, 3600.0)  # HTTP_KEEP_ALIVE_TIMEOUT_SECONDS
+HTTP_CONNECTIONS_RANGE = (1, 1_000_000)  # HTTP_MAX_CONNECTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServerSettings:
+    """What one HTTP server process (Service B's, the stub's) lets a client hold
+    (``provisioning.http_protocol``): every bound applies to each process."""
+
+    # HTTP_REQUEST_TIMEOUT_SECONDS: the longest pause between two bytes of a request, head or
+    # body (Sanic's REQUEST_TIMEOUT); then 408.
+    request_timeout_seconds: float = 10.0
+    # HTTP_REQUEST_DEADLINE_SECONDS: the whole request, head and body, from its first byte,
+    # however steadily it trickles in; then 408. At least the request timeout.
+    request_deadline_seconds: float = 10.0
+    # HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: an idle connection between requests (Sanic's default).
+    keep_alive_timeout_seconds: float = 120.0
+    # HTTP_MAX_CONNECTIONS: open connections per process (never more than the process's file
+    # limit allows); one more is answered 503 with Retry-After and closed.
+    max_connections: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.request_deadline_seconds < self.request_timeout_seconds:
+            raise SettingsError("HTTP_REQUEST_DEADLINE_SECONDS",
+                                f"must be at least HTTP_REQUEST_TIMEOUT_SECONDS "
+                                f"({self.request_timeout_seconds}), got {self.request_deadline_seconds}")
+
+    @classmethod
+    def from_env(cls, env: Environment) -> HttpServerSettings:
+        return cls(
+            request_timeout_seconds=_bounded_number(
+                env, "HTTP_REQUEST_TIMEOUT_SECONDS", 10.0, HTTP_TIMEOUT_RANGE),
+            request_deadline_seconds=_bounded_number(
+                env, "HTTP_REQUEST_DEADLINE_SECONDS", 10.0, HTTP_TIMEOUT_RANGE),
+            keep_alive_timeout_seconds=_bounded_number(
+                env, "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", 120.0, HTTP_KEEP_ALIVE_RANGE),
+            max_connections=_bounded_integer(
+                env, "HTTP_MAX_CONNECTIONS", 10_000, HTTP_CONNECTIONS_RANGE),
+        )
+
+
+def _bounded_number(env: Environment, name: str, default: float,
+                    bounds: tuple[float, float]) -> float:
+    value = env.number(name, default, minimum=bounds[0])
+    if not value <= bounds[1]:  # NaN fails too
+        raise SettingsError(name, f"must be at most {bounds[1]:g}, got {value}")
+    return value
+
+
+def _bounded_integer(env: Environment, name: str, default: int, bounds: tuple[int, int]) -> int:
+    value = env.integer(name, default, minimum=bounds[0])
+    if value > bounds[1]:
+        raise SettingsError(name, f"must be at most {bounds[1]}, got {value}")
+    return value
+
+
 class EquipmentConcurrency(enum.StrEnum):
     """How tasks of one equipment id relate (``EQUIPMENT_CONCURRENCY``)."""
 
@@ -399,6 +458,13 @@ class ApiSettings:
     webhooks: WebhookSettings
     history_limit: int = 100  # EQUIPMENT_HISTORY_LIMIT: tasks kept per device, newest
     max_waiting: int = 100  # EQUIPMENT_MAX_WAITING: serialize mode, tasks waiting per device
+    # API_MAX_TIMEOUT_SECONDS, API_MAX_INTERFACES, API_MAX_INTERFACE_NUMBER,
+    # API_MAX_CREDENTIAL_LENGTH: the bounds of a create's body (400 past them).
+    request_limits: RequestLimits = DEFAULT_LIMITS
+    # API_REQUIRE_JSON_CONTENT_TYPE: a create not sent as application/json is a 415.
+    require_json_content_type: bool = False
+    # HTTP_*: the bounds of this server's connections and requests (HttpServerSettings).
+    http: HttpServerSettings = HttpServerSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -423,7 +489,23 @@ class ApiSettings:
             webhooks=WebhookSettings.from_env(env, signing=False),
             history_limit=env.integer("EQUIPMENT_HISTORY_LIMIT", 100, minimum=1),
             max_waiting=env.integer("EQUIPMENT_MAX_WAITING", 100, minimum=1),
+            request_limits=_request_limits(env),
+            require_json_content_type=env.flag("API_REQUIRE_JSON_CONTENT_TYPE", False),
+            http=HttpServerSettings.from_env(env),
         )
+
+
+def _request_limits(env: Environment) -> RequestLimits:
+    default = DEFAULT_LIMITS
+    return RequestLimits(
+        max_timeout_seconds=env.integer("API_MAX_TIMEOUT_SECONDS", default.max_timeout_seconds,
+                                        minimum=1),
+        max_interfaces=env.integer("API_MAX_INTERFACES", default.max_interfaces, minimum=1),
+        max_interface_number=env.integer("API_MAX_INTERFACE_NUMBER",
+                                         default.max_interface_number, minimum=1),
+        max_credential_length=env.integer("API_MAX_CREDENTIAL_LENGTH",
+                                          default.max_credential_length, minimum=1),
+    )
 
 
 @dataclass(frozen=True, slots=True)

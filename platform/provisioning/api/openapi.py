@@ -1,14 +1,18 @@
 """The OpenAPI 3.1 document of Service B, served at ``GET /openapi.json``.
 
 Written by hand from the contract (README, "The API contract"): it is the contract, so it is
-kept next to the code that answers it and checked against the real service by the tests.
+kept next to the code that answers it and checked against the real service by the tests. It
+carries this process's bounds (``API_MAX_*``) and, with ``API_REQUIRE_JSON_CONTENT_TYPE``, the
+415; its links lead from a create's ``taskId`` to every operation on the task, so a stateful
+fuzzer or a generated client can follow a create to its status.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import IdempotencyKeyReused, IdempotentRequestInProgress
+from ..errors import IdempotencyKeyReused, IdempotentRequestInProgress, UnsupportedMediaType
+from ..models import DEFAULT_LIMITS, EQUIPMENT_ID_MAX_LENGTH, VLAN_RANGE, RequestLimits
 from . import contract
 
 
@@ -31,10 +35,13 @@ def _one_of(description: str, *answers: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"oneOf": schemas}}}}
 
 
+EQUIPMENT_ID_SCHEMA = {"type": "string", "minLength": 6, "maxLength": EQUIPMENT_ID_MAX_LENGTH,
+                       "pattern": f"^[a-zA-Z0-9]{{6,{EQUIPMENT_ID_MAX_LENGTH}}}$"}
 EQUIPMENT_ID = {
     "name": "equipment_id", "in": "path", "required": True,
-    "description": "Letters and digits, at least six; anything else is 'equipment not found'.",
-    "schema": {"type": "string"},
+    "description": f"Letters and digits, 6 to {EQUIPMENT_ID_MAX_LENGTH} of them; anything else is "
+                   "'equipment not found' (404).",
+    "schema": EQUIPMENT_ID_SCHEMA,
 }
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "The task's UUID; anything else is 'task not found'."}
@@ -44,6 +51,9 @@ TASK_NOT_FOUND = answer_schema("Unknown task", 404, "The requested task is not f
 INTERNAL = answer_schema("Not stored or not queued / provisioning failed", 500, contract.INTERNAL_ERROR)
 INVALID = answer_schema("Invalid JSON or body; the message says which field and why", 400)
 TOO_LARGE = answer_schema("Body larger than API_MAX_BODY_BYTES", 413)
+NOT_JSON = answer_schema("API_REQUIRE_JSON_CONTENT_TYPE: the request's Content-Type is not "
+                         "application/json (parameters such as charset allowed)", 415,
+                         UnsupportedMediaType.message)
 OVERLOADED = {**answer_schema("At the in-flight limit; retry after Retry-After seconds", 503,
                         contract.OVERLOADED),
               "headers": {"Retry-After": {"schema": {"type": "string"}}}}
@@ -106,7 +116,7 @@ TASK_DETAIL = {
                  "finishedAt", "cancelRequestedAt", "cancelRequested", "attempts", "traceId"],
     "properties": {
         "taskId": {"type": "string", "format": "uuid"},
-        "equipmentId": {"type": "string", "pattern": "^[a-zA-Z0-9]{6,}$"},
+        "equipmentId": EQUIPMENT_ID_SCHEMA,
         "status": {"type": "string",
                    "enum": ["pending", "running", "completed", "failed", "cancelled"]},
         "failureReason": {"type": ["string", "null"],
@@ -151,6 +161,7 @@ def _add_cancellation_and_history(document: dict[str, Any]) -> None:
     task = {"task_id": "$response.body#/taskId"}
     device = {"equipment_id": "$request.path.equipment_id"}
     create["200"].setdefault("links", {}).update({
+        "TaskStatus": {"operationId": "taskStatus", "parameters": {**device, **task}},
         "CancelTask": {"operationId": "cancelTask", "parameters": {**device, **task}},
         "TaskDetail": {"operationId": "taskDetail", "parameters": task},
         "EquipmentTasks": {"operationId": "equipmentTasks", "parameters": device},
@@ -239,9 +250,14 @@ def _add_completion_notices(document: dict[str, Any]) -> None:
     status["responses"]["400"] = BAD_WAIT
     body = paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["requestBody"]
     body["content"]["application/json"]["schema"]["properties"]["callbackUrl"] = CALLBACK_URL
-    paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]["200"]["links"][
-        "TaskEvents"] = {"operationId": "taskEvents",
-                         "parameters": {"task_id": "$response.body#/taskId"}}
+    task = {"task_id": "$response.body#/taskId"}
+    paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]["200"]["links"].update({
+        "TaskEvents": {"operationId": "taskEvents", "parameters": task},
+        # A constant wait: long enough to be a long-poll, short enough for a fuzzer's run.
+        "WaitForTask": {"operationId": "taskStatus",
+                        "parameters": {"equipment_id": "$request.path.equipment_id", **task,
+                                       "query.wait": "1"}},
+    })
     paths["/api/v2/tasks/{task_id}/events"] = {"get": {
         "operationId": "taskEvents",
         "description": "The task's events as Server-Sent Events: one per change (pending, running, "
@@ -267,29 +283,55 @@ def _add_completion_notices(document: dict[str, Any]) -> None:
     }}}
 
 
-PROVISIONING_REQUEST = {
-    "type": "object",
-    "required": ["timeoutInSeconds", "parameters"],
-    "properties": {
-        "timeoutInSeconds": {"type": "integer", "minimum": 1},
-        "parameters": {
-            "type": "object",
-            "required": ["username", "password", "interfaces"],
-            "properties": {
-                "username": {"type": "string", "minLength": 1},
-                "password": {"type": "string", "minLength": 1, "writeOnly": True},
-                "vlan": {"type": "integer", "minimum": 1, "maximum": 4094},
-                "interfaces": {"type": "array", "minItems": 1,
-                               "items": {"type": "integer", "minimum": 1}},
+REQUEST_BODY_RULES = (
+    "A JSON object (RFC 8259). A key given twice in one object, at any depth, is a 400 naming "
+    "it; NaN and Infinity are not numbers. An integer is any integral number, as JSON Schema "
+    "has it (81421.0 and 1e3 are the integers 81421 and 1000, queued and forwarded as such); a "
+    "number with a fraction is a 400. Bounds (API_MAX_*) are checked before a number is "
+    "converted, and a value past one is a 400 naming the field and the bound. Unknown fields "
+    "are ignored and not forwarded.")
+
+
+def provisioning_request(limits: RequestLimits) -> dict[str, Any]:
+    """The create's body, with this process's bounds."""
+    credential = {"type": "string", "minLength": 1, "maxLength": limits.max_credential_length}
+    return {
+        "type": "object",
+        "required": ["timeoutInSeconds", "parameters"],
+        "properties": {
+            "timeoutInSeconds": {"type": "integer", "minimum": 1,
+                                 "maximum": limits.max_timeout_seconds,
+                                 "description": "Passed through to Service A "
+                                                "(API_MAX_TIMEOUT_SECONDS at most)"},
+            "parameters": {
+                "type": "object",
+                "required": ["username", "password", "interfaces"],
+                "properties": {
+                    "username": credential,
+                    "password": {**credential, "writeOnly": True},
+                    "vlan": {"type": "integer", "minimum": VLAN_RANGE.start,
+                             "maximum": VLAN_RANGE.stop - 1},
+                    "interfaces": {"type": "array", "minItems": 1,
+                                   "maxItems": limits.max_interfaces,
+                                   "description": "API_MAX_INTERFACES entries at most, each "
+                                                  "up to API_MAX_INTERFACE_NUMBER",
+                                   "items": {"type": "integer", "minimum": 1,
+                                             "maximum": limits.max_interface_number}},
+                },
             },
         },
-    },
-    "example": {"timeoutInSeconds": 14, "parameters": {
-        "username": "admin", "password": "admin", "vlan": 534, "interfaces": [1, 2, 3, 4]}},
-}
+        "example": {"timeoutInSeconds": 14, "parameters": {
+            "username": "admin", "password": "admin", "vlan": 534, "interfaces": [1, 2, 3, 4]}},
+    }
 
 
-def openapi_document(*, with_auth: bool) -> dict[str, Any]:
+PROVISIONING_REQUEST = provisioning_request(DEFAULT_LIMITS)  # with the default bounds
+
+
+def openapi_document(*, with_auth: bool, limits: RequestLimits = DEFAULT_LIMITS,
+                     json_content_type_required: bool = False) -> dict[str, Any]:
+    """The document for a Service B with these settings (``API_TOKENS`` set, its bounds,
+    ``API_REQUIRE_JSON_CONTENT_TYPE``)."""
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Service B: CPE provisioning", "version": "1.0.0",
@@ -299,8 +341,9 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
                 "post": {
                     "operationId": "createTask",
                     "parameters": [EQUIPMENT_ID, IDEMPOTENCY_KEY],
-                    "requestBody": {"required": True, "content": {
-                        "application/json": {"schema": PROVISIONING_REQUEST}}},
+                    "requestBody": {"required": True, "description": REQUEST_BODY_RULES,
+                                    "content": {"application/json": {
+                                        "schema": provisioning_request(limits)}}},
                     "responses": {
                         "200": {"description": "Queued (the broker confirmed the task)",
                                 "headers": IDEMPOTENT_REPLAYED,
@@ -335,6 +378,9 @@ def openapi_document(*, with_auth: bool) -> dict[str, Any]:
     }
     _add_cancellation_and_history(document)
     _add_completion_notices(document)
+    if json_content_type_required:
+        document["paths"]["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"][
+            "415"] = NOT_JSON
     if with_auth:
         document["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
         document["security"] = [{"bearer": []}]

@@ -32,6 +32,7 @@ from ..store import Admission, CancelOutcome, Created, TransitionOutcome
 from ..telemetry.tracing import annotate, current_trace_id
 from ..webhooks.callback_url import parse_callback_url
 from . import contract
+from .content_type import require_json
 from .context import ServiceContext, ServiceRequest
 from .idempotent import IdempotentCreate, create_once
 from .long_poll import long_poll, parse_wait
@@ -60,10 +61,12 @@ async def create_task(request: ServiceRequest, equipment_id: str) -> HTTPRespons
 async def _create_task(request: ServiceRequest, equipment_id: str) -> HTTPResponse:
     check_equipment_id(equipment_id)
     annotate(**{"equipment.id": equipment_id})
+    ctx = request.app.ctx
+    if ctx.settings.require_json_content_type:
+        require_json(request.headers.getall("content-type", []))
     key = parse_idempotency_key(request.headers.getall(IDEMPOTENCY_HEADER, []))
     body = parse_json_body(request.body)
-    provisioning = parse_provisioning_request(body)
-    ctx = request.app.ctx
+    provisioning = parse_provisioning_request(body, ctx.settings.request_limits)
     callback_url = parse_callback_url(body, ctx.callback_policy)
     task_id = str(uuid.uuid4())
     if key is None:
@@ -248,12 +251,19 @@ async def _cancel_task(request: ServiceRequest, equipment_id: str, task_id: str)
 @meta.get("/openapi.json")
 async def openapi(request: ServiceRequest) -> HTTPResponse:
     """The contract as an OpenAPI document."""
-    return json(openapi_document(with_auth=bool(request.app.ctx.settings.tokens)))
+    settings = request.app.ctx.settings
+    return json(openapi_document(with_auth=bool(settings.tokens), limits=settings.request_limits,
+                                 json_content_type_required=settings.require_json_content_type))
 
 
 @meta.get("/health")
 async def health_check(request: ServiceRequest) -> HTTPResponse:
-    """200 when this process reaches Redis and RabbitMQ, else 503 naming what is down."""
+    """200 when this process reaches Redis and RabbitMQ, else 503 naming what is down.
+
+    While RabbitMQ blocks publishing (a resource alarm) it stays 200 and adds
+    ``"rabbitmqBlocked": "<the broker's reason>"``: readiness follows /health, and taking every
+    pod out of service for an alarm of the whole cluster would turn the creates' 503 with
+    Retry-After into connection errors and stop the status reads, which still work."""
     ctx = request.app.ctx
     try:
         await asyncio.wait_for(ctx.store.ping(), HEALTH_TIMEOUT_SECONDS)
@@ -262,7 +272,9 @@ async def health_check(request: ServiceRequest) -> HTTPResponse:
         redis_up = False
     rabbitmq_up = ctx.broker.connected
     healthy = redis_up and rabbitmq_up
-    return json(
-        {"status": "ok" if healthy else "unavailable", "redis": redis_up, "rabbitmq": rabbitmq_up},
-        status=200 if healthy else 503,
-    )
+    body: dict[str, str | bool] = {"status": "ok" if healthy else "unavailable",
+                                   "redis": redis_up, "rabbitmq": rabbitmq_up}
+    blocked = ctx.broker.blocked
+    if blocked is not None:
+        body["rabbitmqBlocked"] = blocked
+    return json(body, status=200 if healthy else 503)
