@@ -33,6 +33,13 @@ RABBITMQCTL_SECONDS = 30.0
 CLUSTER_SECONDS = 60.0  # a node (re)joining its cluster, its queues getting every member back
 POLL_SECONDS = 0.25
 PROMETHEUS_PLUGIN = "rabbitmq_prometheus"
+# Resource alarms (``RabbitNode.raise_alarm``): a memory watermark far below what any node uses,
+# and a disk free limit far above any disk; then RabbitMQ's defaults back.
+MEMORY_ALARM_WATERMARK = "0.0000001"
+DEFAULT_MEMORY_WATERMARK = "0.4"
+DEFAULT_DISK_FREE_LIMIT = "50MB"
+ALARM_SECONDS = 30.0  # RabbitMQ re-checks memory every 2.5 s and disk space every 10 s or sooner
+ALARMS = ("memory", "disk")
 
 
 def rabbitmq_scripts() -> Path | None:
@@ -179,6 +186,36 @@ class RabbitNode:
             if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
                 depths[parts[0]] = QueueDepth(int(parts[1]), int(parts[2]))
         return depths
+
+    # -- resource alarms ------------------------------------------------------------------
+
+    def raise_alarm(self, resource: str, timeout: float = ALARM_SECONDS) -> None:
+        """Drive the node into its ``memory`` or ``disk`` alarm (a watermark of almost nothing,
+        a disk free limit of twice the disk), then wait until the alarm is in effect: RabbitMQ
+        then blocks every connection that publishes."""
+        if resource == "memory":
+            self.ctl("set_vm_memory_high_watermark", MEMORY_ALARM_WATERMARK)
+        elif resource == "disk":
+            self.ctl("set_disk_free_limit", str(2 * shutil.disk_usage(self.directory).total))
+        else:
+            raise ValueError(f"no such alarm: {resource!r}, one of {ALARMS}")
+        self.server.wait_until(lambda: resource in self.alarms(), timeout, f"in its {resource} alarm")
+
+    def clear_alarm(self, resource: str, timeout: float = ALARM_SECONDS) -> None:
+        """Put RabbitMQ's default back for ``resource`` and wait until its alarm has cleared."""
+        if resource == "memory":
+            self.ctl("set_vm_memory_high_watermark", DEFAULT_MEMORY_WATERMARK)
+        elif resource == "disk":
+            self.ctl("set_disk_free_limit", DEFAULT_DISK_FREE_LIMIT)
+        else:
+            raise ValueError(f"no such alarm: {resource!r}, one of {ALARMS}")
+        self.server.wait_until(lambda: resource not in self.alarms(), timeout,
+                               f"out of its {resource} alarm")
+
+    def alarms(self) -> set[str]:
+        """The resource alarms in effect on this node (``memory``, ``disk``)."""
+        output = self.ctl("eval", "rabbit_alarm:get_alarms().") or ""
+        return {resource for resource in ALARMS if f"{{resource_limit,{resource}," in output}
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node as an operator would (``rabbitmqctl stop``); kill it if that hangs."""

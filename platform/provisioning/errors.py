@@ -17,7 +17,9 @@
     ├── DependencyUnavailable       (also ConnectionError) Redis or RabbitMQ cannot serve now
     │   ├── StoreUnavailable
     │   └── BrokerUnavailable
-    │       └── BrokerNotConnected  the publish never left this process
+    │       ├── BrokerNotConnected  the publish never left this process
+    │       └── BrokerBlocked       503: a resource alarm blocks publishing (Retry-After)
+    │           └── BrokerBlockedRefused  (also BrokerNotConnected) refused before sending
     ├── InvalidMessage              a message on a queue cannot be decoded (poison)
     └── ServiceACallError           calling Service A went wrong
         ├── ServiceATransientError  connection error, timeout, 5xx: worth another attempt
@@ -153,6 +155,20 @@ class BrokerUnavailable(DependencyUnavailable):
 
 class BrokerNotConnected(BrokerUnavailable):
     """There is no connection: the message surely never reached RabbitMQ."""
+
+
+class BrokerBlocked(BrokerUnavailable):
+    """RabbitMQ blocks this connection's publishing: a memory or disk alarm is in effect
+    somewhere in the cluster (``messaging.blocking``). Raised for a publish that was waiting
+    for its confirm when the block arrived: it may or may not be queued (it will be once the
+    alarm clears, if the broker had not read it). Service B answers 503 with Retry-After."""
+
+    retry_after_seconds = 5
+
+
+class BrokerBlockedRefused(BrokerBlocked, BrokerNotConnected):
+    """A publish (or a channel) refused at once while the connection is blocked: like
+    ``BrokerNotConnected``, it never left this process."""
 
 
 class InvalidMessage(ProvisioningError):

@@ -11,6 +11,7 @@ import aiormq.abc
 from aiormq.exceptions import ChannelPreconditionFailed
 
 from provisioning.messaging.addresses import BrokerAddresses, describe
+from provisioning.messaging.blocking import Blocking
 from provisioning.messaging.broker import Broker, Connector
 from provisioning.messaging.topology import GROUP_SIZE, created_group_size, topology
 from provisioning.settings import BrokerSettings
@@ -72,13 +73,13 @@ def test_a_broker_is_named_by_host_and_port_never_by_its_credentials() -> None:
 
 
 class RefusingConnector:
-    """Stands for ``aiormq.connect``; refuses every broker, recording which it was asked for."""
+    """Stands for ``blocking.connect``; refuses every broker, recording which it was asked for."""
 
     def __init__(self) -> None:
         self.asked: list[str] = []
         self.enough = asyncio.Event()
 
-    async def __call__(self, url: str, *, client_properties: dict[str, Any]
+    async def __call__(self, url: str, *, client_properties: dict[str, Any], blocking: Blocking
                        ) -> aiormq.abc.AbstractConnection:
         self.asked.append(url)
         if len(self.asked) >= 7:

@@ -8,6 +8,7 @@ from sanic import HTTPResponse, Request, json
 from sanic.exceptions import SanicException
 
 from ..errors import (
+    BrokerBlocked,
     DependencyUnavailable,
     EquipmentNotFound,
     ProvisioningFailed,
@@ -86,7 +87,8 @@ async def error_answer(request: Request, error: Exception) -> HTTPResponse:
         return rejected
     if isinstance(error, ProvisioningFailed):
         return answer(500, message=INTERNAL_ERROR)
-    if isinstance(error, ServiceOverloaded):
+    if isinstance(error, ServiceOverloaded | BrokerBlocked):
+        # BrokerBlocked: a RabbitMQ resource alarm blocks publishing; the broker logs it once.
         response = answer(503, message=OVERLOADED)
         response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.process_collector import ProcessCollector
 
@@ -43,7 +43,8 @@ def exemplar() -> dict[str, str] | None:
     return {"trace_id": trace_id} if trace_id else None
 
 
-HealthCheck = Callable[[], dict[str, bool]]
+HealthCheck = Callable[[], dict[str, bool | str]]
+"""A process's checks by name (True holds); a string value only describes (it fails nothing)."""
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -57,7 +58,8 @@ class ProcessMetrics:
     Its HTTP server also answers ``GET /health`` for processes with no HTTP server of their
     own (the worker pool's, for probes): 200 ``{"status": "ok", ...}`` when every check of
     ``health`` holds, else 503 ``{"status": "unavailable", ...}`` naming them; without checks,
-    200 while the process runs."""
+    200 while the process runs. String values are shown as they are and fail nothing (the
+    worker's ``rabbitmqBlocked``)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -82,7 +84,7 @@ class ProcessMetrics:
             if environ.get("PATH_INFO") != "/health":
                 return metrics_app(environ, start_response)  # type: ignore[no-any-return]
             checks = self.health() if self.health is not None else {}
-            healthy = all(checks.values())
+            healthy = all(value for value in checks.values() if isinstance(value, bool))
             body = json.dumps({"status": "ok" if healthy else "unavailable", **checks}).encode()
             start_response("200 OK" if healthy else "503 Service Unavailable",
                            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -98,8 +100,9 @@ class ProcessMetrics:
 
 
 class HttpServerMetrics:
-    """Requests answered and their duration, by route pattern, method and status: the same
-    names in every HTTP server, so one dashboard query reads them all (by ``job``)."""
+    """Requests answered and their duration, by route pattern, method and status, and the
+    connections held and refused: the same names in every HTTP server, so one dashboard query
+    reads them all (by ``job``). Status ``499``: the client hung up before its answer."""
 
     def __init__(self, registry: CollectorRegistry, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.requests = Counter(
@@ -109,4 +112,13 @@ class HttpServerMetrics:
         self.duration = Histogram(
             "http_server_request_duration_seconds", "Time to answer an HTTP request",
             ["route", "method", "status"], buckets=buckets, registry=registry,
+        )
+        self.open_connections = Gauge(
+            "http_server_open_connections", "HTTP connections this process holds open",
+            registry=registry,
+        )
+        self.refused_connections = Counter(
+            "http_server_refused_connections",
+            "HTTP connections refused (503) because this process held HTTP_MAX_CONNECTIONS",
+            registry=registry,
         )

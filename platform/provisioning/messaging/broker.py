@@ -19,6 +19,15 @@ did not confirm in time) renews the publishing channel, in place: on RabbitMQ 3.
 that published to a quorum queue while its leader's node was dying nacks every later publish
 to it, for as long as it lives, while a new channel publishes again as soon as a new leader is
 elected (``tests/faults/test_rabbitmq_cluster.py`` measured both).
+
+While RabbitMQ blocks the connection (a memory or disk alarm, ``blocking``), ``publish`` and
+the side channels fail at once with ``BrokerBlockedRefused`` (Service B answers 503 with
+``Retry-After``; the worker holds its result and retries), a publish waiting for its confirm
+when the block arrives ends with ``BrokerBlocked``, and the publishing channel is not renewed
+for either (it is sound; a channel open would wait unread until the alarm clears). The state
+belongs to the connection: a new connection starts unblocked (RabbitMQ blocks it again at its
+first publish if the alarm is still on). ``blocked`` says why while it lasts, and the
+``provisioning_amqp_blocked`` gauge follows it.
 """
 
 from __future__ import annotations
@@ -36,10 +45,12 @@ from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from ..backoff import Backoff
-from ..errors import BrokerNotConnected, BrokerUnavailable
+from ..errors import BrokerBlocked, BrokerBlockedRefused, BrokerNotConnected, BrokerUnavailable
 from ..settings import BrokerSettings
 from ..telemetry.metrics import BrokerMetrics
 from .addresses import BrokerAddresses
+from .blocking import Blocking
+from .blocking import connect as connect_block_aware
 from .connection_errors import CONNECTION_ERRORS
 from .delivery import MessageHandler
 from .inbound import InboundPolicy
@@ -50,9 +61,10 @@ log = logging.getLogger(__name__)
 
 
 class Connector(Protocol):
-    """How a connection is made: ``aiormq.connect``, or a test's fake."""
+    """How a connection is made: ``blocking.connect`` (``aiormq``'s connection, reporting its
+    blocked state to ``blocking``), or a test's fake."""
 
-    async def __call__(self, url: str, *, client_properties: dict[str, Any]
+    async def __call__(self, url: str, *, client_properties: dict[str, Any], blocking: Blocking
                       ) -> aiormq.abc.AbstractConnection: ...
 
 
@@ -98,7 +110,7 @@ class Broker:
 
     def __init__(
         self, settings: BrokerSettings, *, name: str, metrics: BrokerMetrics | None = None,
-        connect: Connector = aiormq.connect, rng: random.Random | None = None,
+        connect: Connector = connect_block_aware, rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._name = name
@@ -109,6 +121,7 @@ class Broker:
         self._consumers: list[_Consumer] = []
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._publisher: ConfirmingPublisher | None = None
+        self._blocking = Blocking()
         self._renewing = asyncio.Lock()
         self._connected = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -146,6 +159,12 @@ class Broker:
     def node(self) -> str | None:
         """host:port of the broker this process is connected to; None while disconnected."""
         return self._addresses.node if self.connected else None
+
+    @property
+    def blocked(self) -> str | None:
+        """RabbitMQ's reason ("low on memory", "low on disk") while it blocks this process's
+        publishing (a resource alarm); None otherwise, and while disconnected."""
+        return self._blocking.reason if self.connected else None
 
     @property
     def addresses(self) -> list[str]:
@@ -201,13 +220,16 @@ class Broker:
                       headers: Mapping[str, Any] | None = None,
                       expiration_ms: int | None = None) -> None:
         """Publish a persistent message and return once the broker confirmed it (see
-        ``ConfirmingPublisher``); fails at once with ``BrokerNotConnected`` while disconnected."""
+        ``ConfirmingPublisher``); fails at once with ``BrokerNotConnected`` while disconnected
+        and with ``BrokerBlockedRefused`` while RabbitMQ blocks the connection."""
         publisher = self._publisher
         if publisher is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
         try:
             await publisher.publish(queue, body, message_id=message_id, headers=headers,
                                     expiration_ms=expiration_ms)
+        except BrokerBlocked:
+            raise  # the channel is sound: nothing to renew
         except BrokerUnavailable:
             await self._renew_publisher(publisher)
             raise
@@ -217,7 +239,8 @@ class Broker:
         however many publishes failed on it); nothing when the connection is going anyway."""
         async with self._renewing:
             connection = self._connection
-            if self._publisher is not failed or connection is None or not self.connected:
+            if (self._publisher is not failed or connection is None or not self.connected
+                    or self._blocking.blocked):
                 return
             try:
                 channel = await connection.channel(publisher_confirms=True)
@@ -226,7 +249,7 @@ class Broker:
                 return
             self._publisher = ConfirmingPublisher(
                 channel, timeout_seconds=self._settings.publish_timeout_seconds,
-                metrics=self._metrics)
+                blocking=self._blocking, metrics=self._metrics)
             log.warning("publishing channel renewed after a failed publish (%s)",
                         self._addresses.node, extra={"component": self._name})
         await _close_quietly(failed.channel)
@@ -273,6 +296,8 @@ class Broker:
         connection = self._connection
         if connection is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
+        if self._blocking.blocked:
+            raise BrokerBlockedRefused(f"RabbitMQ blocks this connection ({self._blocking.reason})")
         try:
             return await connection.channel()
         except CONNECTION_ERRORS as error:
@@ -333,16 +358,32 @@ class Broker:
                       exc_info=failure, extra=extra)
 
     async def _connect(self, url: str) -> None:
-        connection = await self._open(url, client_properties={"connection_name": self._name})
+        blocking = Blocking(lambda reason: self._blocking_changed(blocking, reason))
+        self._blocking = blocking
+        connection = await self._open(url, client_properties={"connection_name": self._name},
+                                      blocking=blocking)
         self._connection = connection
         await declare_topology(connection, self._settings)
         channel = await connection.channel(publisher_confirms=True)
         self._publisher = ConfirmingPublisher(
-            channel, timeout_seconds=self._settings.publish_timeout_seconds, metrics=self._metrics
+            channel, timeout_seconds=self._settings.publish_timeout_seconds, blocking=blocking,
+            metrics=self._metrics,
         )
         for consumer in self._consumers:
             await self._attach(connection, consumer)
         self._set_connected(True)
+
+    def _blocking_changed(self, blocking: Blocking, reason: str | None) -> None:
+        if blocking is not self._blocking:
+            return  # a frame of a connection already given up
+        extra = {"component": self._name, "amqp_node": self._addresses.node}
+        if reason is not None:
+            log.warning("RabbitMQ at %s blocks publishing (%s): publishes are refused until it "
+                        "unblocks", self._addresses.node, reason, extra=extra)
+        else:
+            log.warning("RabbitMQ at %s unblocked publishing", self._addresses.node, extra=extra)
+        if self._metrics is not None:
+            self._metrics.blocked.set(0 if reason is None else 1)
 
     def _set_connected(self, connected: bool) -> None:
         if connected:
@@ -384,6 +425,9 @@ class Broker:
 
     async def _close_connection(self) -> None:
         connection, self._connection, self._publisher = self._connection, None, None
+        self._blocking = Blocking()  # the next connection starts unblocked
+        if self._metrics is not None:
+            self._metrics.blocked.set(0)
         for consumer in self._consumers:
             consumer.channel = None
         if connection is not None and not connection.is_closed:

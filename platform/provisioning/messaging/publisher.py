@@ -1,7 +1,14 @@
-"""Publishing with publisher confirms: a message counts as sent once the broker acked it."""
+"""Publishing with publisher confirms: a message counts as sent once the broker acked it.
+
+While RabbitMQ blocks the connection (a resource alarm, ``blocking``) a publish is refused at
+once with ``BrokerBlockedRefused`` rather than waiting for a confirm that cannot come before the
+alarm clears, and a publish already waiting for its confirm when the block arrives ends at once
+with ``BrokerBlocked`` (its fate is unknown, as after a confirm timeout).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,9 +17,10 @@ import aiormq.abc
 from aiormq import spec
 
 from .. import names
-from ..errors import BrokerUnavailable
+from ..errors import BrokerBlocked, BrokerBlockedRefused, BrokerUnavailable
 from ..telemetry.amqp import publish_span
 from ..telemetry.metrics import BrokerMetrics, exemplar
+from .blocking import Blocking
 from .connection_errors import CONNECTION_ERRORS
 
 PERSISTENT = 2
@@ -26,10 +34,12 @@ class ConfirmingPublisher:
         channel: aiormq.abc.AbstractChannel,
         *,
         timeout_seconds: float,
+        blocking: Blocking | None = None,
         metrics: BrokerMetrics | None = None,
     ) -> None:
         self.channel = channel
         self._timeout_seconds = timeout_seconds
+        self._blocking = blocking if blocking is not None else Blocking()
         self._metrics = metrics
 
     async def publish(
@@ -42,8 +52,12 @@ class ConfirmingPublisher:
         expiration_ms: int | None = None,
     ) -> None:
         """Publish to ``queue`` through the default exchange; raises ``BrokerUnavailable``
-        unless the broker confirmed the message within the timeout. ``expiration_ms``: the
-        message's own TTL (a webhook retry's pause in its delay queue)."""
+        unless the broker confirmed the message within the timeout (``BrokerBlocked`` while
+        the connection is blocked). ``expiration_ms``: the message's own TTL (a webhook retry's
+        pause in its delay queue)."""
+        if self._blocking.blocked:
+            raise BrokerBlockedRefused(
+                f"RabbitMQ blocks publishing ({self._blocking.reason}): not published to {queue}")
         with publish_span(queue, message_id, len(body)) as trace_headers:
             properties = spec.Basic.Properties(
                 delivery_mode=PERSISTENT,
@@ -53,15 +67,22 @@ class ConfirmingPublisher:
                 expiration=None if expiration_ms is None else str(expiration_ms),
             )
             started = time.perf_counter()
+            blocked = asyncio.timeout(None)  # expires only when a block arrives meanwhile
             try:
-                confirmation = await self.channel.basic_publish(
-                    body,
-                    routing_key=queue,
-                    properties=properties,
-                    mandatory=True,
-                    timeout=self._timeout_seconds,
-                )
+                async with blocked:
+                    with self._blocking.cut_short(blocked):
+                        confirmation = await self.channel.basic_publish(
+                            body,
+                            routing_key=queue,
+                            properties=properties,
+                            mandatory=True,
+                            timeout=self._timeout_seconds,
+                        )
             except CONNECTION_ERRORS as error:
+                if blocked.expired():
+                    raise BrokerBlocked(f"RabbitMQ blocked publishing ({self._blocking.reason}) "
+                                        f"while a publish to {queue} waited for its confirm"
+                                        ) from error
                 raise BrokerUnavailable(f"publish to {queue} failed: {error!r}") from error
             if not isinstance(confirmation, spec.Basic.Ack):
                 raise BrokerUnavailable(f"publish to {queue} was not confirmed: {confirmation!r}")

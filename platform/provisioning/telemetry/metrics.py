@@ -63,6 +63,11 @@ class BrokerMetrics:
         self.connected = Gauge(
             "provisioning_amqp_connected", "1 while connected to RabbitMQ", registry=registry
         )
+        self.blocked = Gauge(
+            "provisioning_amqp_blocked",
+            "1 while RabbitMQ blocks this process's publishing (a memory or disk alarm)",
+            registry=registry,
+        )
         self.dead_lettered = Counter(
             "provisioning_messages_dead_lettered", "Messages rejected to the dead-letter queue",
             ["queue", "reason"], registry=registry,

@@ -83,18 +83,29 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
             )
         async with broker:
             # /health on the metrics port (probes): ready while consuming, connected to RabbitMQ.
-            metrics.health = lambda: {"rabbitmq": broker.connected, "consuming": True}
+            metrics.health = lambda: _health(broker, consuming=True)
             log.info("worker consuming %s", settings.broker.tasks_queue,
                      extra={"prefetch": settings.prefetch,
                             "equipment_concurrency": settings.equipment_concurrency.value})
             await stop.wait()
             log.info("stopping: no new tasks; finishing %d in flight", broker.in_flight)
             await broker.stop_consuming()
-            metrics.health = lambda: {"rabbitmq": broker.connected, "consuming": False}
+            metrics.health = lambda: _health(broker, consuming=False)
             left = await broker.drain(settings.shutdown_grace_seconds)
             if left:
                 log.warning("handing %d unfinished tasks back to the queue", left)
     log.info("worker stopped")
+
+
+def _health(broker: Broker, *, consuming: bool) -> dict[str, bool | str]:
+    """The checks of /health; a blocked broker (a resource alarm) is named but fails nothing:
+    the worker holds its results until the alarm clears, and a restart or a drain cures
+    nothing."""
+    checks: dict[str, bool | str] = {"rabbitmq": broker.connected, "consuming": consuming}
+    blocked = broker.blocked
+    if blocked is not None:
+        checks["rabbitmqBlocked"] = blocked
+    return checks
 
 
 def run(settings: WorkerSettings, index: int = 0) -> None:
