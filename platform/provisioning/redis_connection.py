@@ -25,7 +25,11 @@ Two kinds of client, each opened once per process (in its start hook) and closed
   pooled connection is retried (``COMMAND_RETRIES``, short backoff) on a new one; during a
   failover that new one fails too, and the caller sees ``StoreUnavailable``.
 - ``subscriber_client``: a client of its own for a pub/sub subscription (``api.waiters``), no
-  command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``. On a
+  command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``. Its
+  subscriptions are ``WatchedPubSub``: redis-py pings an idle subscription but never waits for
+  the answer, so on a stalled network (nothing comes back, the connection stays open) it would
+  wait for ever; a ``WatchedPubSub`` gives up on one that has heard nothing, not even the
+  answer to its ping, for ``health_check_seconds + REDIS_TIMEOUT_SECONDS``. On a
   cluster it subscribes on one node, chosen at random from the cluster's current nodes at each
   (re)subscription: a classic ``PUBLISH`` is forwarded to every node of the cluster over the
   cluster bus, so one subscription on any node, master or replica, hears every notice.
@@ -36,6 +40,7 @@ Two kinds of client, each opened once per process (in its start hook) and closed
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -65,6 +70,30 @@ from .settings import RedisSettings
 COMMAND_RETRY = Backoff(initial_seconds=0.05, max_seconds=0.5)
 COMMAND_RETRIES = 2
 HEALTH_CHECK_SECONDS = 30  # an idle pooled connection is pinged before use after this long
+
+
+class WatchedPubSub(PubSub):
+    """A subscription that notices a dead connection (see the module docstring).
+
+    Every successful read moves the connection's ``next_health_check`` to ``health_check_interval``
+    after it, and the first read past that time sends a PING; a read that returns nothing more
+    than ``socket_timeout`` after it (the PING unanswered that long) drops the connection and
+    raises ``ConnectionError``, as a lost connection does. So a stalled subscription is given up
+    at most ``health_check_interval + socket_timeout`` (plus one read's wait) after the last
+    thing it heard. Without a health check interval it behaves as redis-py's ``PubSub``.
+    """
+
+    async def parse_response(self, block: bool = True, timeout: float = 0) -> Any:
+        response = await super().parse_response(block=block, timeout=timeout)
+        connection = self.connection
+        if response is None and connection is not None and connection.health_check_interval:
+            silent = asyncio.get_running_loop().time() - connection.next_health_check
+            if silent > (connection.socket_timeout or 0):
+                await connection.disconnect(nowait=True)
+                raise aioredis.ConnectionError(
+                    f"the subscription heard nothing, not even its health check, for "
+                    f"{silent + connection.health_check_interval:.1f}s")
+        return response
 
 
 class RedisBackoff(AbstractBackoff):
@@ -105,7 +134,7 @@ class RedisClient:
         """A pub/sub on this client's server; on a cluster, on a node chosen afresh (see the
         module docstring), the previous one's client closed."""
         if self.cluster is None:
-            return self.redis.pubsub(ignore_subscribe_messages=True)
+            return WatchedPubSub(self.redis.connection_pool, ignore_subscribe_messages=True)
         await self._close_node()
         await self.cluster.initialize()
         # A fresh slot map, so a node that died is no longer chosen once the cluster knows.
@@ -113,7 +142,7 @@ class RedisClient:
         node = random.choice(self.cluster.get_nodes())
         self._node = aioredis.Redis.from_pool(
             ConnectionPool(host=node.host, port=node.port, **self.node_options))
-        return self._node.pubsub(ignore_subscribe_messages=True)
+        return WatchedPubSub(self._node.connection_pool, ignore_subscribe_messages=True)
 
     async def _close_node(self) -> None:
         node, self._node = self._node, None
