@@ -1,6 +1,10 @@
 """The platform's three components (the Service A stub, Service B, the worker pool) as child
 processes sharing one environment: what ``task dev``, the tests, the benchmark and Locust's
 smoke run start. Addresses come from the components' own settings classes, never retyped.
+
+A component may get variables of its own on top of the shared environment
+(``component_environments``): the network fault tests point Service B's and the worker pool's
+``REDIS_URL``, ``AMQP_URL`` and ``SERVICE_A_URL`` at a fault proxy each.
 """
 
 from __future__ import annotations
@@ -42,13 +46,17 @@ class Stack:
 
     ``log_dir`` gives each component a log file of its own (``None``: the launcher's
     terminal); ``die_with_launcher`` ties every component to this process, so that even a
-    SIGKILL of the launcher stops them (see ``processes.die_with_parent``).
+    SIGKILL of the launcher stops them (see ``processes.die_with_parent``);
+    ``component_environments`` adds variables to one component's environment, by component
+    name (``stub``, ``api``, ``worker``). The addresses the launcher reads (``api_url``,
+    ``stub_url``, the metrics ports) come from the shared environment.
     """
 
     environment: Mapping[str, str]
     log_dir: Path | None = None
     python: str = sys.executable
     die_with_launcher: bool = False
+    component_environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     _children: dict[str, Background] = field(default_factory=dict)
 
     @property
@@ -75,6 +83,10 @@ class Stack:
         return {name: child.process for name, child in self._children.items()
                 if child.process is not None}
 
+    def environment_of(self, name: str) -> dict[str, str]:
+        """The environment component ``name`` starts with: the shared one and its own."""
+        return {**self.environment, **self.component_environments.get(name, {})}
+
     def components(self) -> list[Component]:
         return [
             Component("stub", "equipment_stub", f"{self.stub_url}/health"),
@@ -90,6 +102,9 @@ class Stack:
 
     def start_component(self, name: str) -> None:
         component = next(c for c in self.components() if c.name == name)
+        unknown = self.component_environments.keys() - {c.name for c in self.components()}
+        if unknown:
+            raise ValueError(f"no component named {sorted(unknown)} to give variables to")
         child = self._children.get(name)
         if child is None:
             log_file = None if self.log_dir is None else self.log_dir / f"{name}.log"
@@ -97,7 +112,7 @@ class Stack:
         # Re-inserted last, so that the stop order stays the reverse of the start order.
         self._children.pop(name, None)
         self._children[name] = child
-        child.start([self.python, "-m", component.module], self.environment)
+        child.start([self.python, "-m", component.module], self.environment_of(name))
 
     def wait_ready(self, timeout: float = 30.0, *, healthy: bool = True) -> None:
         """Wait until every started HTTPS component answers 200 on its health check, or, when
@@ -114,7 +129,7 @@ class Stack:
             if component.health_url is not None:
                 ready = partial(_health_answers, component.health_url, context, healthy=healthy)
             elif component.name == "worker":
-                ready = partial(_workers_ready, self.environment, healthy=healthy)
+                ready = partial(_workers_ready, self.environment_of("worker"), healthy=healthy)
             else:
                 continue
             while not ready():

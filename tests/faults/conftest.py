@@ -69,11 +69,12 @@ def servers_up(rabbit_node: RabbitNode, redis_server: RedisServer) -> tuple[Rabb
 async def start_platform(cert_dir: Path, servers_up: tuple[RabbitNode, RedisServer],
                          tmp_path: Path) -> AsyncIterator[PlatformFactory]:
     """Start the stub, Service B and the worker pool on our servers; ``start_platform(
-    STUB_DELAY_SECONDS="2", ...)`` overrides variables. Stopped and cleaned up after the test."""
+    STUB_DELAY_SECONDS="2", ...)`` overrides variables, ``proxied=True`` puts a fault proxy on
+    each link (``harness.Network``). Stopped and cleaned up after the test."""
     rabbit, redis = servers_up
     started: list[FaultPlatform] = []
 
-    async def start(**overrides: str) -> FaultPlatform:
+    async def start(*, proxied: bool = False, **overrides: str) -> FaultPlatform:
         # Free ports are picked before the processes bind them; on a busy machine another
         # socket may take one meanwhile, so a start that fails is tried once more on new ports
         # (a real start-up bug fails twice, and the error carries the components' logs).
@@ -81,7 +82,7 @@ async def start_platform(cert_dir: Path, servers_up: tuple[RabbitNode, RedisServ
             environment = fault_environment(cert_dir, rabbit, redis, tmp_path, overrides)
             try:
                 platform = await FaultPlatform.launch(
-                    environment, tmp_path / f"logs-{attempt}", rabbit, redis)
+                    environment, tmp_path / f"logs-{attempt}", rabbit, redis, proxied=proxied)
             except RuntimeError:
                 if attempt == 2:
                     raise

@@ -1,6 +1,7 @@
 """The platform under test, wired to the fault tests' own Redis and RabbitMQ, and what a test
 reads from it: health, Prometheus counters, the worker pool's processes, queue depths, and the
-stub's behaviour (changed at run time through its admin endpoint)."""
+stub's behaviour (changed at run time through its admin endpoint). Optionally each client
+reaches each of its servers through a fault proxy of its own (``Network``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
 
 from cpe_devkit import probes
 from cpe_devkit.client import Client, client_session
+from cpe_devkit.fault_proxy import FaultProxy
 from cpe_devkit.processes import tail
 from cpe_devkit.rabbit_node import QueueDepth, RabbitNode
 from cpe_devkit.redis_server import RedisServer
@@ -26,7 +29,7 @@ from cpe_devkit.run_data import delete_run_data
 from cpe_devkit.stack import Stack
 from provisioning.environment import Environment
 from provisioning.messaging import all_queues
-from provisioning.settings import RedisSettings
+from provisioning.settings import ApiSettings, RedisSettings, WorkerSettings
 from provisioning.store import TaskStore
 from tests.support.platforms import e2e_environment
 
@@ -61,6 +64,71 @@ def fault_environment(cert_dir: Path, rabbit: RabbitNode, redis: RedisServer, wo
     return environment
 
 
+# The links a ``Network`` puts a proxy on: client component, and the variable naming its server.
+LINKS = {
+    "api-redis": ("api", "REDIS_URL"),
+    "api-rabbitmq": ("api", "AMQP_URL"),
+    "worker-redis": ("worker", "REDIS_URL"),
+    "worker-rabbitmq": ("worker", "AMQP_URL"),
+    "worker-stub": ("worker", "SERVICE_A_URL"),
+}
+
+
+class Network:
+    """A fault proxy on each link between a component and one of its servers (``LINKS``):
+    Service B to Redis and to RabbitMQ, the worker pool to Redis, to RabbitMQ and to the stub.
+    The proxies run in the test's event loop; the test and its probes reach the servers
+    directly (statuses, queue depths, metrics), so they see the truth whatever the fault."""
+
+    def __init__(self, proxies: dict[str, FaultProxy], addresses: dict[str, str]) -> None:
+        self.proxies = proxies
+        self._addresses = addresses  # link -> the URL its client is given
+
+    @classmethod
+    async def between(cls, environment: Mapping[str, str]) -> Network:
+        api, worker = ApiSettings.from_env(environment), WorkerSettings.from_env(environment)
+        servers = {"api-redis": api.redis.url, "api-rabbitmq": api.broker.url,
+                   "worker-redis": worker.redis.url, "worker-rabbitmq": worker.broker.url,
+                   "worker-stub": worker.service_a_url}
+        proxies: dict[str, FaultProxy] = {}
+        addresses: dict[str, str] = {}
+        try:
+            for link, url in servers.items():
+                parts = urlsplit(url)
+                assert parts.hostname is not None and parts.port is not None, url
+                proxy = FaultProxy(parts.hostname, parts.port, name=link)
+                await proxy.start()
+                proxies[link] = proxy
+                credentials = parts.netloc.rpartition("@")[0]
+                netloc = f"{credentials}@" if credentials else ""
+                # The host name stays 127.0.0.1: TLS to the stub still verifies its certificate.
+                netloc += f"{parts.hostname}:{proxy.port}"
+                addresses[link] = parts._replace(netloc=netloc).geturl()
+        except BaseException:
+            for proxy in proxies.values():
+                await proxy.close()
+            raise
+        return cls(proxies, addresses)
+
+    def __getitem__(self, link: str) -> FaultProxy:
+        return self.proxies[link]
+
+    def component_environments(self) -> dict[str, dict[str, str]]:
+        """Each client component's variables pointing at its proxies (``Stack``'s overrides)."""
+        found: dict[str, dict[str, str]] = {}
+        for link, (component, variable) in LINKS.items():
+            found.setdefault(component, {})[variable] = self._addresses[link]
+        return found
+
+    async def heal(self) -> None:
+        for proxy in self.proxies.values():
+            await proxy.heal()
+
+    async def close(self) -> None:
+        for proxy in self.proxies.values():
+            await proxy.close()
+
+
 @dataclass(frozen=True)
 class WorkerProcess:
     pid: int
@@ -77,18 +145,24 @@ class WorkerProcess:
 class FaultPlatform:
     """Stub, Service B and worker pool as processes, with a client of Service B."""
 
-    def __init__(self, stack: Stack, rabbit: RabbitNode, redis: RedisServer) -> None:
+    def __init__(self, stack: Stack, rabbit: RabbitNode, redis: RedisServer,
+                 network: Network | None = None) -> None:
         self.stack = stack
         self.rabbit = rabbit
         self.redis = redis
+        self._network = network
         self._session: aiohttp.ClientSession | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     @classmethod
     async def launch(cls, environment: dict[str, str], log_dir: Path, rabbit: RabbitNode,
-                     redis: RedisServer) -> FaultPlatform:
-        platform = cls(Stack(environment, log_dir=log_dir), rabbit, redis)
+                     redis: RedisServer, *, proxied: bool = False) -> FaultPlatform:
+        """Start the platform; ``proxied``: through a ``Network`` of fault proxies."""
+        network = await Network.between(environment) if proxied else None
+        overrides = network.component_environments() if network is not None else {}
+        platform = cls(Stack(environment, log_dir=log_dir, component_environments=overrides),
+                       rabbit, redis, network)
         try:
             platform.stack.start()
             await asyncio.to_thread(platform.stack.wait_ready, READY_SECONDS)
@@ -112,12 +186,20 @@ class FaultPlatform:
         await asyncio.gather(*(asyncio.to_thread(self.stack.stop_component, name)
                                for name in list(self.stack.processes)))
         await asyncio.to_thread(self.stack.stop)  # closes the log files
+        if self._network is not None:
+            await self._network.close()
         if self.rabbit.running and self.redis.running:
             await delete_run_data(self.environment)
 
     @property
     def environment(self) -> Mapping[str, str]:
         return self.stack.environment
+
+    @property
+    def network(self) -> Network:
+        """The fault proxies (a platform launched ``proxied``)."""
+        assert self._network is not None, "the platform was not launched through proxies"
+        return self._network
 
     @property
     def client(self) -> Client:
