@@ -15,9 +15,9 @@ from provisioning.certs import ensure_certificates
 
 from .launch import cert_dir, service_urls, worker_prefetch
 from .machine import machine_facts, raise_open_files_limit, service_versions
-from .options import PHASES, REPO, RESULTS_FILE, BenchOptions, parse_args
+from .options import ALL_PHASES, REPO, RESULTS_FILE, BenchOptions, parse_args
 from .phases import Bench
-from .report import bench_json_line, render, write_results
+from .report import bench_json_line, render, results_blocks, write_results
 
 
 def settings(options: BenchOptions, open_files: tuple[int, int]) -> dict[str, Any]:
@@ -31,10 +31,18 @@ def settings(options: BenchOptions, open_files: tuple[int, int]) -> dict[str, An
         "settle_seconds": options.settle,
         "notice_delay_seconds": options.notice_delay, "notice_poll_interval": options.notice_poll_interval,
         "notice_wait": options.notice_wait,
+        **(soak_settings(options) if "soak" in options.phases else {}),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         "OTEL_SDK_DISABLED": os.environ.get("OTEL_SDK_DISABLED", "false"),
         "open_files": f"{open_files[0]}/{open_files[1]}", **options.platform_overrides,
     }
+
+
+def soak_settings(options: BenchOptions) -> dict[str, Any]:
+    return {"soak_rate": options.soak_rate, "soak_minutes": options.soak_minutes,
+            "soak_delay_seconds": options.soak_delay, "soak_poll_interval": options.soak_poll_interval,
+            "soak_sample_seconds": options.soak_sample_seconds,
+            "soak_task_ttl_seconds": options.soak_task_ttl}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["machine"]["versions"].update(asyncio.run(service_versions(*service_urls(options))))
     print(f"benchmark {report['command']} -> {work_dir}", flush=True)
     bench = Bench(options, work_dir)
-    for phase in PHASES:
+    for phase in ALL_PHASES:
         if phase in options.phases:
             bench.run(phase)
     report.update(bench.results)
@@ -63,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (work_dir / "RESULTS.md").write_text(text + "\n")
     results_path = Path(options.results) if options.results else (None if options.quick else RESULTS_FILE)
     if results_path is not None:
-        write_results(results_path, text)
+        for begin, end, block in results_blocks(report):
+            write_results(results_path, block, begin, end)
         print(f"results written to {results_path}")
     print(bench_json_line(report), flush=True)
     return 0

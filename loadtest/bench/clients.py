@@ -10,7 +10,8 @@ import multiprocessing
 import random
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -70,6 +71,8 @@ async def _client(job: ClientJob) -> ClientResult:
             await _closed_loop(session, job, result)
         elif job.kind is JobKind.SUBMIT:
             await _submit(session, job, result)
+        elif job.kind is JobKind.SOAK:
+            await _open_loop_and_poll(session, job, result)
         elif job.waits:
             await _submit_and_wait(session, held, job, result)
         else:
@@ -205,7 +208,7 @@ async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientS
 
 async def _wait(session: aiohttp.ClientSession, job: ClientJob, equipment_id: str, task_id: str,
                 deadline_at: float, result: ClientResult) -> waiters.Notice | None:
-    if job.kind is JobKind.POLL:
+    if job.kind in (JobKind.POLL, JobKind.SOAK):
         return await waiters.poll(session, job.base_url, equipment_id, task_id, interval=job.wait_seconds,
                                   deadline_at=deadline_at, errors=result.wait_errors)
     if job.kind is JobKind.LONG_POLL:
@@ -221,10 +224,12 @@ async def _report_progress(job: ClientJob, result: ClientResult) -> None:
         write_progress(job.progress_file, result)
 
 
-async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
-    """Start request i at i / rate seconds, whatever the earlier ones are doing."""
+async def _paced(job: ClientJob, result: ClientResult,
+                 start: Callable[[int], Coroutine[Any, Any, object]]) -> set[asyncio.Task[object]]:
+    """Start ``start(i)`` at i / rate seconds for the job's duration, whatever the earlier
+    ones are doing; the ones still running at the end."""
     total = int(job.rate * job.duration)
-    pending: set[asyncio.Task[tuple[str, str] | None]] = set()
+    pending: set[asyncio.Task[object]] = set()
     origin = time.monotonic()
     result.first = time.time()
     for index in range(total):
@@ -233,9 +238,38 @@ async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: Cli
             await asyncio.sleep(wait)
         else:
             result.max_lag = max(result.max_lag, -wait)
-        request = asyncio.create_task(_create(session, job, index, result))
+        request = asyncio.create_task(start(index))
         pending.add(request)
         request.add_done_callback(pending.discard)
+    return pending
+
+
+async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
+    """Start request i at i / rate seconds, whatever the earlier ones are doing."""
+    pending = await _paced(job, result, lambda index: _create(session, job, index, result))
     if pending:
         await asyncio.wait(pending, timeout=OPEN_LOOP_DRAIN_SECONDS)
     result.last = time.time()
+
+
+async def _open_loop_and_poll(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
+    """``_open_loop``, each created task then followed by a polling waiter of its own over the
+    creates' keep-alive pool, as a real client polls its task; ``last`` is when the last create
+    was started. Every waiter gives up ``notice_seconds`` after its create was answered."""
+
+    async def create_and_poll(index: int) -> None:
+        if (created := await _create(session, job, index, result)) is None:
+            return
+        equipment_id, task_id = created
+        result.created_at[task_id] = time.time()
+        notice = await _wait(session, job, equipment_id, task_id, time.time() + job.notice_seconds, result)
+        if notice is not None:
+            result.notices[task_id] = notice
+
+    reporter = asyncio.create_task(_report_progress(job, result))
+    pending = await _paced(job, result, create_and_poll)
+    result.last = time.time()
+    if pending:
+        await asyncio.wait(pending, timeout=job.notice_seconds + OPEN_LOOP_DRAIN_SECONDS)
+    reporter.cancel()
+    write_progress(job.progress_file, result)

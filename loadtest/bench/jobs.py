@@ -20,6 +20,9 @@ class JobKind(StrEnum):
     POLL = "poll"  # a status read every ``wait_seconds``, over a shared keep-alive pool
     LONG_POLL = "long-poll"  # ``?wait=<wait_seconds>`` again and again, one connection each
     SSE = "sse"  # the task's event stream, one connection each
+    # Open loop: ``rate`` creates per second for ``duration``, each followed by a polling
+    # waiter (a status read every ``wait_seconds``) until its final status or ``notice_seconds``:
+    SOAK = "soak"
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,10 @@ class ClientResult:
     # it said; what went wrong while waiting (HTTP status or exception name -> count).
     notices: dict[str, tuple[float, str]] = field(default_factory=dict)
     wait_errors: Counter[str] = field(default_factory=Counter)
+    created_at: dict[str, float] = field(default_factory=dict)  # SOAK: task id -> create answered (wall)
 
 
-WAITING_KINDS = frozenset({JobKind.POLL, JobKind.LONG_POLL, JobKind.SSE})
+WAITING_KINDS = frozenset({JobKind.POLL, JobKind.LONG_POLL, JobKind.SSE, JobKind.SOAK})
 
 
 def split(total: int, parts: int) -> list[int]:

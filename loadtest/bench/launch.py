@@ -39,11 +39,11 @@ def cert_dir() -> Path:
 
 def worker_prefetch(options: BenchOptions) -> int:
     """WORKER_PREFETCH: as given, or enough for the largest N (of held and notice), or
-    R x (delay + 5 s), in flight."""
+    R x (delay + 5 s) (of rate and soak), in flight."""
     if options.worker_prefetch:
         return options.worker_prefetch
     in_flight = [*options.held, *options.notice_held, *(rate * (options.delay + 5) for rate in options.rates),
-                 MIN_PREFETCH_TASKS]
+                 options.soak_rate * (options.soak_delay + 5), MIN_PREFETCH_TASKS]
     return math.ceil(max(in_flight) / options.worker_processes * PREFETCH_MARGIN)
 
 

@@ -8,12 +8,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bench
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_FILE = REPO / "loadtest" / "RESULTS.md"
-PHASES = ("api", "held", "rate", "notice")
+PHASES = ("api", "held", "rate", "notice")  # the default: the soak's half hour only when asked for
+ALL_PHASES = (*PHASES, "soak")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class BenchOptions:
     notice_modes: tuple[str, ...]
     notice_poll_interval: float
     notice_wait: float
+    soak_rate: float
+    soak_minutes: float
+    soak_delay: float
+    soak_poll_interval: float
+    soak_sample_seconds: float
+    soak_task_ttl: int
     platform_env: tuple[str, ...]
     results: str | None
     reports: str
@@ -61,7 +69,14 @@ _SCALED_DEFAULTS: dict[str, tuple[str, str, str]] = {
     "settle": ("BENCH_SETTLE", "120", "15"),
     "notice_held": ("BENCH_NOTICE_HELD", "2000,10000", "200"),
     "notice_delay": ("BENCH_NOTICE_DELAY", "30", "3"),
+    "soak_rate": ("BENCH_SOAK_RATE", "30", "20"),
+    "soak_minutes": ("BENCH_SOAK_MINUTES", "30", "1"),
+    "soak_delay": ("BENCH_SOAK_DELAY", "5", "2"),
+    "soak_sample_seconds": ("BENCH_SOAK_SAMPLE_SECONDS", "30", "5"),
+    "soak_task_ttl": ("BENCH_SOAK_TASK_TTL", "300", "20"),
 }
+# The soak's numbers that must be above zero (the task TTL is a whole number of seconds).
+_SOAK_POSITIVE = ("soak_rate", "soak_minutes", "soak_delay", "soak_poll_interval", "soak_sample_seconds")
 NOTICE_MODES = ("poll", "long-poll", "sse", "webhook")
 
 
@@ -82,7 +97,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="a one-minute variant: 2 s delay, small N, short phases (overrides the defaults "
                              "below unless they are given explicitly)")
     parser.add_argument("--phases", default=get("BENCH_PHASES", ",".join(PHASES)),
-                        help="comma-separated: api, held, rate, notice (BENCH_PHASES)")
+                        help="comma-separated: api, held, rate, notice, soak (BENCH_PHASES; "
+                             "default all but soak)")
     parser.add_argument("--delay", default=None,
                         help="the stub's delay in seconds for held and rate (BENCH_DELAY, 60)")
     parser.add_argument("--held", default=None, help="N values for held (BENCH_HELD, 1000,10000,20000)")
@@ -125,6 +141,22 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="seconds between a polling client's status reads (1)")
     parser.add_argument("--notice-wait", type=float, default=float(get("BENCH_NOTICE_WAIT", "25")),
                         help="a long-poll's ?wait= in seconds (25, STATUS_MAX_WAIT_SECONDS' default)")
+    parser.add_argument("--soak-rate", default=None,
+                        help="soak: creates per second, open loop (BENCH_SOAK_RATE, 30)")
+    parser.add_argument("--soak-minutes", default=None,
+                        help="soak: how long the steady rate lasts (BENCH_SOAK_MINUTES, 30; 1 for --quick)")
+    parser.add_argument("--soak-delay", default=None,
+                        help="soak: the stub's delay in seconds, short so that tasks end throughout "
+                             "(BENCH_SOAK_DELAY, 5)")
+    parser.add_argument("--soak-poll-interval", type=float,
+                        default=float(get("BENCH_SOAK_POLL_INTERVAL", "2")),
+                        help="soak: seconds between a client's status reads of its task (2)")
+    parser.add_argument("--soak-sample-seconds", default=None,
+                        help="soak: seconds between samples of every process, Redis and the queues "
+                             "(BENCH_SOAK_SAMPLE_SECONDS, 30)")
+    parser.add_argument("--soak-task-ttl", default=None,
+                        help="soak: the platform's TASK_TTL_SECONDS, so that Redis reaches a steady "
+                             "state within the run (BENCH_SOAK_TASK_TTL, 300)")
     parser.add_argument("--platform-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the platform, e.g. LOG_LEVEL=WARNING (repeatable)")
     parser.add_argument("--results", default=get("BENCH_RESULTS"),
@@ -132,6 +164,21 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                              f"(default: {RESULTS_FILE.relative_to(REPO)}, none for --quick)")
     parser.add_argument("--reports", default=get("BENCH_REPORTS", "reports"), help="folder for bench-<time>/")
     return parser
+
+
+def _soak_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The soak's numbers, each above zero, the task TTL in whole seconds; a mistake names its option."""
+    numbers: dict[str, Any] = {}
+    for name in (*_SOAK_POSITIVE, "soak_task_ttl"):
+        option, text = "--" + name.replace("_", "-"), str(getattr(args, name))
+        try:
+            numbers[name] = int(text) if name == "soak_task_ttl" else float(text)
+        except ValueError:
+            parser.error(f"{option} wants {'whole seconds' if name == 'soak_task_ttl' else 'a number'}, "
+                         f"got {text!r}")
+        if not numbers[name] > 0:
+            parser.error(f"{option} must be above zero, got {text}")
+    return numbers
 
 
 def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> BenchOptions:
@@ -143,13 +190,14 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         if getattr(args, name) is None:
             setattr(args, name, env.get(variable, quick if args.quick else full))
     phases = tuple(phase.strip() for phase in args.phases.split(",") if phase.strip())
-    if unknown := set(phases) - set(PHASES):
+    if unknown := set(phases) - set(ALL_PHASES):
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     modes = tuple(mode.strip() for mode in args.notice_modes.split(",") if mode.strip())
     if unknown := set(modes) - set(NOTICE_MODES):
         parser.error(f"unknown notice modes: {', '.join(sorted(unknown))}")
     if malformed := [a for a in args.platform_env if "=" not in a]:
         parser.error(f"--platform-env wants NAME=VALUE, got {', '.join(malformed)}")
+    soak = _soak_numbers(parser, args)
     try:
         return BenchOptions(
             quick=args.quick, phases=phases, delay=float(args.delay), held=_ints(args.held),
@@ -160,6 +208,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
             clients=args.clients, submit_concurrency=args.submit_concurrency, settle=float(args.settle),
             profile=args.profile, notice_held=_ints(args.notice_held), notice_delay=float(args.notice_delay),
             notice_modes=modes, notice_poll_interval=args.notice_poll_interval, notice_wait=args.notice_wait,
+            **soak,
             platform_env=tuple(args.platform_env), results=args.results,
             reports=args.reports,
         )

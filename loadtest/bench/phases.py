@@ -1,4 +1,4 @@
-"""The four phases: each starts the platform it needs, drives it with the client processes,
+"""The five phases: each starts the platform it needs, drives it with the client processes,
 samples the machine meanwhile, and appends one row per run to the results (and prints a
 progress line)."""
 
@@ -25,14 +25,16 @@ from .jobs import ClientJob, ClientResult, JobKind, plan_jobs
 from .launch import bench_environment, running_platform, service_ports, target
 from .notice import NoticeRun
 from .notice_figures import NoticeMode
-from .options import BenchOptions
+from .options import ALL_PHASES, BenchOptions
 from .outcomes import follow_outcomes
 from .profiling import Profiler
 from .sampling import LOAD_GENERATOR, ProcessSampler, cpu_between, listening_pid
+from .soak import SoakRun
 
 STATUS_READ_TASKS = 2000  # created tasks per client whose status the readers pick from
 SETTLE_BEFORE_LOAD_SECONDS = 1.0
 PLATFORM_GROUPS = ("api", "worker", "stub")
+SAMPLE_SECONDS = 0.5  # the process sampler's interval in the short phases
 
 
 class Bench:
@@ -41,15 +43,15 @@ class Bench:
     def __init__(self, options: BenchOptions, work_dir: Path) -> None:
         self.options = options
         self.work_dir = work_dir
-        self.results: dict[str, list[dict[str, Any]]] = {"api": [], "held": [], "rate": [], "notice": []}
+        self.results: dict[str, list[dict[str, Any]]] = {phase: [] for phase in ALL_PHASES}
         self.profiler = Profiler(work_dir / "profiles", options.profile)
 
     def run(self, phase: str) -> None:
         {"api": self.phase_api, "held": self.phase_held, "rate": self.phase_rate,
-         "notice": self.phase_notice}[phase]()
+         "notice": self.phase_notice, "soak": self.phase_soak}[phase]()
 
     @staticmethod
-    def sampler_for(stack: Stack) -> ProcessSampler:
+    def sampler_for(stack: Stack, interval: float = SAMPLE_SECONDS) -> ProcessSampler:
         roots = {name: process.pid for name, process in stack.processes.items()}
         for group, port in service_ports(stack.environment).items():
             if (pid := listening_pid(port)) is not None:
@@ -57,7 +59,7 @@ class Bench:
         # Last, so that the platform's processes (also our children) keep their own groups:
         # this process and the client processes it starts are the load generator.
         roots[LOAD_GENERATOR] = os.getpid()
-        return ProcessSampler(roots)
+        return ProcessSampler(roots, interval)
 
     def _clients(self, jobs: list[ClientJob], tag: str, sampler: ProcessSampler) -> list[ClientResult]:
         """Run the jobs, profiling from the moment they start."""
@@ -120,6 +122,10 @@ class Bench:
                 run = NoticeRun(self.options, self.work_dir, self.profiler, self.sampler_for,
                                 NoticeMode(mode), count)
                 self.results["notice"].append(run.run())
+
+    # soak: a moderate steady rate for a long time; does anything grow?
+    def phase_soak(self) -> None:
+        self.results["soak"].append(SoakRun(self.options, self.work_dir, self.sampler_for).run())
 
     def _task_jobs(self, stack: Stack, phase: str, count: int, rate: float) -> list[ClientJob]:
         options = self.options

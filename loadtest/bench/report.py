@@ -3,7 +3,7 @@ and one ``BENCH_JSON`` line for machines. Pure: the report dictionary in, text o
 
 The report is a JSON-shaped dictionary (what ``results.json`` holds): ``started``,
 ``command``, ``machine``, ``settings``, and one list of rows per phase (``api``, ``held``,
-``rate``, ``notice``), each row as ``phases`` (and ``notice``) builds it.
+``rate``, ``notice``, ``soak``), each row as ``phases`` (and ``notice``, ``soak``) builds it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from .notice_figures import CPU_SHARE_OF_POLLING, P99_TARGET_MS, NoticeMode, tar
 from .sampling import LOAD_GENERATOR, OTHERS
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+# The soak's block of its own: a soak run leaves the other phases' block alone, and they its.
+SOAK_BEGIN, SOAK_END = "<!-- bench:soak:begin -->", "<!-- bench:soak:end -->"
 JSON_PREFIX = "BENCH_JSON "
 
 
@@ -32,8 +34,22 @@ def render(report: dict[str, Any]) -> str:
             lines += _tasks_section(report[phase], title)
     if report.get("notice"):
         lines += _notice_section(report["notice"])
+    if report.get("soak"):
+        lines += _soak_section(report["soak"])
     lines += _profiles_section(report)
     return "\n".join(lines)
+
+
+def results_blocks(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(begin marker, end marker, text) of each RESULTS.md block this run writes: the soak's
+    figures in a block of their own, the other phases' in the main one."""
+    blocks = []
+    if any(report.get(phase) for phase in ("api", "held", "rate", "notice")):
+        blocks.append((BEGIN, END, render({**report, "soak": []})))
+    if report.get("soak"):
+        blocks.append((SOAK_BEGIN, SOAK_END, render({**report, "api": [], "held": [], "rate": [],
+                                                     "notice": []})))
+    return blocks
 
 
 def _run_header(report: dict[str, Any]) -> list[str]:
@@ -105,6 +121,68 @@ def _tasks_section(rows: list[dict[str, Any]], title: str) -> list[str]:
     return [*lines, ""]
 
 
+def _series_cells(figures: dict[str, Any]) -> str:
+    """start / middle / end | slope per hour ± its standard error | verdict"""
+    slope, error = figures["slope_per_hour"], figures["slope_error_per_hour"]
+    fitted = "-" if slope is None else f"{slope:+g} ± {error:g}"
+    return f"{figures['start']} / {figures['middle']} / {figures['end']} | {fitted} | {figures['verdict']}"
+
+
+def _soak_intro(row: dict[str, Any]) -> list[str]:
+    redis = "a redis-server of the run's own" if row["own_redis"] else "shared with whatever else uses it"
+    return [
+        f"### Soak: {row['rate']:g} tasks/s for {row['minutes']:g} min, "
+        f"stub delay {row['delay_seconds']:g} s, status polled every {row['poll_interval_seconds']:g} s", "",
+        f"Samples every {row['sample_seconds']:g} s ({row['samples']}). Slopes: least-squares fits over the "
+        f"samples after the first {row['warmup_seconds']:g} s (the warm-up: 10 % of the run, or "
+        f"TASK_TTL_SECONDS={row['task_ttl_seconds']} + the delay + a poll when longer), ± the slope's "
+        f"standard error; flat = within the bound or within 2 standard errors. Redis: {redis}.", ""]
+
+
+def _soak_tasks(row: dict[str, Any]) -> list[str]:
+    outcome, submit = row["outcome"], row["submit"]
+    return [
+        f"Tasks: created {outcome['created']} ({outcome['created_per_second']}/s; create p50 / p99 "
+        f"{submit['p50_ms']} / {submit['p99_ms']} ms; errors {submit['errors'] or 'none'}), "
+        f"completed {outcome['completed']}, failed {outcome['failed']}, cancelled {outcome['cancelled']}, "
+        f"lost {outcome['lost']}; finished {outcome['finished_per_second']}/s; create to final status "
+        f"p50 / p99 / max {outcome['to_final_p50_ms']} / {outcome['to_final_p99_ms']} / "
+        f"{outcome['to_final_max_ms']} ms; {row['polls_per_task']} status reads per task (errors "
+        f"{row['poll_errors'] or 'none'}); generator lag at worst {row['generator_max_lag_ms']} ms.", ""]
+
+
+def _soak_tables(row: dict[str, Any]) -> list[str]:
+    prefix = row.get("queue_prefix")
+    lines = [f"Queues by their names without the run's prefix `{prefix}`." if prefix else "", "",
+             "| process | RSS MiB start / middle / end | RSS slope MiB/h | RSS "
+             "| open files start / middle / end | open files slope /h | open files |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {_series_cells(process['rss_mib'])} | {_series_cells(process['open_files'])} |"
+              for name, process in row["processes"].items()]
+    lines += ["", "| Redis and queues | start / middle / end | slope /h | verdict |", "|---|---|---|---|",
+              f"| Redis used_memory MiB | {_series_cells(row['redis_used_memory_mib'])} |",
+              f"| Redis keys | {_series_cells(row['redis_keys'])} |"]
+    lines += [f"| {queue} ready messages | {_series_cells(figures)} |"
+              for queue, figures in row["queues"].items()]
+    return [*lines, ""]
+
+
+def _soak_section(rows: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for row in rows:
+        cpu = ", ".join(f"{group} {value}" for group, value in row["cpu_seconds_per_1000_tasks"].items())
+        lines += [*_soak_intro(row), *_soak_tasks(row), *_soak_tables(row),
+                  f"CPU seconds per 1,000 tasks: {cpu}; others (not this benchmark) "
+                  f"{row['others_cpu_seconds']} s of {row['window_seconds']} s.", ""]
+        if row["sample_problems"]:
+            lines += ["Samples that could not be read: " + "; ".join(row["sample_problems"]), ""]
+        lost = row["outcome"]["lost"]
+        growing = ", ".join(row["leaks"])
+        lines += [f"Verdict: {'growing: ' + growing if growing else 'nothing grows'}; "
+                  f"{'no task lost' if lost == 0 else f'{lost} tasks lost'}.", ""]
+    return lines
+
+
 def _verdict(passed: bool | None) -> str:
     return "yes" if passed else "no"
 
@@ -166,21 +244,21 @@ def _profiles_section(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def with_results_block(current: str | None, text: str) -> str:
+def with_results_block(current: str | None, text: str, begin: str = BEGIN, end: str = END) -> str:
     """A results file's text with its generated block (between the markers) replaced by
     ``text``, or added at its end; a new file when there is none."""
-    block = f"{BEGIN}\n{text}\n{END}"
+    block = f"{begin}\n{text}\n{end}"
     if current is None:
         return f"# Benchmark results\n\n{block}\n"
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in current and end in current:
+        head, _, rest = current.partition(begin)
+        _, _, tail = rest.partition(end)
         return head + block + tail
     return current.rstrip() + "\n\n" + block + "\n"
 
 
-def write_results(path: Path, text: str) -> None:
-    path.write_text(with_results_block(path.read_text() if path.exists() else None, text))
+def write_results(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    path.write_text(with_results_block(path.read_text() if path.exists() else None, text, begin, end))
 
 
 def bench_json_line(report: dict[str, Any]) -> str:

@@ -79,7 +79,8 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def _open_files(pid: int) -> int:
+def open_files(pid: int) -> int:
+    """How many files (descriptors) a process has open; 0 when it is gone."""
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
@@ -184,7 +185,7 @@ class ProcessSampler:
                 rss_by_group[group] += stat[2]
                 self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), stat[2], _peak_rss(pid))
                 if files_now:
-                    self.peak_files[pid] = max(self.peak_files.get(pid, 0), _open_files(pid))
+                    self.peak_files[pid] = max(self.peak_files.get(pid, 0), open_files(pid))
             self.rss_series.append((time.monotonic(), dict(rss_by_group)))
 
     def snapshot(self) -> Snapshot:
