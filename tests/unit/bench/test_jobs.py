@@ -40,3 +40,11 @@ def test_plain_submissions_do_not_wait_and_may_name_a_callback_url() -> None:
                       callback_url="https://127.0.0.1:9/webhooks")
     assert not job.waits
     assert (job.callback_url, job.notice_seconds, job.progress_file) == ("https://127.0.0.1:9/webhooks", 0.0, "")
+
+
+def test_soak_clients_share_the_rate_and_each_created_task_is_polled_until_it_is_final() -> None:
+    jobs = plan_jobs(Target("u", "c"), JobKind.SOAK, 2, concurrency=64, rate=30.0, duration=1800.0, now=0.0,
+                     wait_seconds=2.0, notice_seconds=125.0, progress_dir="/reports/progress/soak-30")
+    assert [(job.rate, job.duration, job.wait_seconds, job.notice_seconds) for job in jobs] == [
+        (15.0, 1800.0, 2.0, 125.0), (15.0, 1800.0, 2.0, 125.0)]
+    assert all(job.waits and job.progress_file for job in jobs)

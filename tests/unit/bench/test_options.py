@@ -39,7 +39,7 @@ def test_platform_env_assignments_become_variables() -> None:
     assert options.platform_overrides == {"LOG_LEVEL": "WARNING", "A": "b=c"}
 
 
-@pytest.mark.parametrize("argv", [["--phases", "api,soak"], ["--platform-env", "LOG_LEVEL"], ["--delay", "x"]])
+@pytest.mark.parametrize("argv", [["--phases", "api,chaos"], ["--platform-env", "LOG_LEVEL"], ["--delay", "x"]])
 def test_a_mistake_on_the_command_line_is_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv, environ={})
@@ -74,3 +74,45 @@ def test_notice_modes_can_be_chosen_and_unknown_ones_are_refused(capsys: pytest.
 def test_the_worker_prefetch_leaves_room_for_the_largest_notice_run() -> None:
     options = parse_args(["--quick", "--notice-held", "10000"], environ={})
     assert worker_prefetch(options) * options.worker_processes >= 10000
+
+
+def test_the_soak_runs_only_when_asked_for() -> None:
+    assert "soak" not in parse_args([], environ={}).phases
+    assert parse_args(["--phases", "soak"], environ={}).phases == ("soak",)
+    assert parse_args([], environ={"BENCH_PHASES": "held,soak"}).phases == ("held", "soak")
+
+
+def test_the_soak_is_half_an_hour_at_a_moderate_rate_and_quick_makes_it_a_minute() -> None:
+    full, quick = parse_args([], environ={}), parse_args(["--quick"], environ={})
+    assert (full.soak_rate, full.soak_minutes, full.soak_delay, full.soak_poll_interval) == (30.0, 30.0, 5.0, 2.0)
+    assert (full.soak_sample_seconds, full.soak_task_ttl) == (30.0, 300)
+    assert (quick.soak_rate, quick.soak_minutes, quick.soak_delay) == (20.0, 1.0, 2.0)
+    assert (quick.soak_sample_seconds, quick.soak_task_ttl) == (5.0, 20)
+
+
+def test_the_soaks_options_come_from_variables_and_the_command_line_wins() -> None:
+    environ = {"BENCH_SOAK_RATE": "45", "BENCH_SOAK_MINUTES": "60", "BENCH_SOAK_TASK_TTL": "600"}
+    options = parse_args(["--quick", "--soak-minutes", "10"], environ=environ)
+    assert (options.soak_rate, options.soak_minutes, options.soak_task_ttl) == (45.0, 10.0, 600)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--soak-rate", "0"], "--soak-rate must be above zero, got 0"),
+    (["--soak-minutes", "-5"], "--soak-minutes must be above zero, got -5"),
+    (["--soak-sample-seconds", "nan"], "--soak-sample-seconds must be above zero, got nan"),
+    (["--soak-poll-interval", "0"], "--soak-poll-interval must be above zero, got 0.0"),
+    (["--soak-task-ttl", "1.5"], "--soak-task-ttl wants whole seconds, got '1.5'"),
+    (["--soak-task-ttl", "0"], "--soak-task-ttl must be above zero, got 0"),
+    (["--soak-delay", "soon"], "--soak-delay wants a number, got 'soon'"),
+])
+def test_a_soak_number_that_makes_no_sense_is_refused_by_its_name(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv, environ={})
+    assert message in capsys.readouterr().err
+
+
+def test_the_worker_prefetch_covers_the_soaks_tasks_in_flight() -> None:
+    options = parse_args(["--soak-rate", "500", "--soak-delay", "10", "--held", "10", "--notice-held", "10",
+                          "--rates", "1", "--worker-processes", "2"], environ={})
+    assert worker_prefetch(options) == 4125  # 500/s x (10 s + 5 s) / 2 processes x 1.1
