@@ -8,7 +8,7 @@ certificates verified against the project's CA). Load generator, platform, Redis
 all share the machine, so the figures are for the whole box, and the CPU the benchmark itself
 and other processes used is recorded beside them.
 
-Phases (``--phases``, default all):
+Phases (``--phases``, default all but ``soak``):
 
     api    create-task and status-read throughput and latency at fixed client concurrency,
            Service B and the stub only (tasks wait in the queue and are deleted afterwards)
@@ -24,12 +24,19 @@ Phases (``--phases``, default all):
            p50/p99/max, Service B memory per waiting client, tasks lost; issue 10's targets
            (long-poll CPU <= half of polling's, p99 < 100 ms long-poll/SSE, < 500 ms webhooks,
            0 lost) printed as pass/fail
+    soak   ``--soak-rate`` tasks/s (30) for ``--soak-minutes`` (30; not in the default list), stub
+           delay ``--soak-delay`` (5 s), every task's client polling until it is final; every
+           ``--soak-sample-seconds`` (30) each platform process's RSS and open files, Redis's
+           used memory and keys (a redis-server of the run's own) and every queue's depth:
+           start / middle / end and the least-squares slope per hour after the warm-up, and
+           whether each stays flat; tasks completed / failed / lost and the throughput
 Resources, measured during held and rate: CPU seconds and peak RSS of every process of the
 platform (and of Redis, RabbitMQ and the clients) per 1,000 tasks, and memory per in-flight
 task of the worker pool and the stub.
 
 Results: a table on stdout, one ``BENCH_JSON {...}`` line, ``reports/bench-<time>/`` (JSON,
-Markdown, logs) and, unless ``--quick``, the generated part of ``loadtest/RESULTS.md``.
+Markdown, logs) and, unless ``--quick``, the generated part of ``loadtest/RESULTS.md`` (the
+soak's in a block of its own, so that a soak alone leaves the other phases' figures there).
 
 One job per module:
 
@@ -45,8 +52,10 @@ One job per module:
     sampling   CPU, RSS and open files of process trees, from /proc
     profiling  py-spy profiles of the platform's processes, and their summaries
     figures    percentiles, rates, CPU per request and per task, memory per task (pure)
-    phases     api, held, rate and notice: the runs and their rows
+    phases     api, held, rate, notice and soak: the runs and their rows
     notice     one notice run: its platform, clients and webhook receiver, and its row
     notice_figures  the notice phase's figures and the issue's targets (pure)
+    soak       the soak run: its redis-server, platform, clients and samples, and its row
+    soak_figures  a series' start, middle, end and slope per hour, and whether it is flat (pure)
     report     the Markdown tables, the RESULTS.md block and the ``BENCH_JSON`` line (pure)
 """
