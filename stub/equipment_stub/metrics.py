@@ -3,6 +3,9 @@ the calls for one equipment id that overlapped.
 
 The names and labels are read by the "Service A stub" dashboard, the alert rules and the fault
 tests (``equipment_stub_*``, and ``http_server_*`` under ``job="stub"``): keep them as they are.
+Every label takes its values from a fixed set, never from a request: ``answer`` is one of
+``ANSWER_KINDS``; ``route``, ``method`` and ``status`` are bounded by the shared HTTP
+instrumentation (a route's pattern, never its ids). Equipment ids appear only on spans.
 """
 
 from __future__ import annotations
