@@ -1,7 +1,7 @@
 """How the stub answers: its delay, jitter and injected faults. Pure, so it is unit-tested.
 
-Every value a behaviour holds is within the bounds of ``limits``, wherever it came from (the
-environment, ``PUT /admin/behaviour``, the shared file): finite, so its JSON document is JSON.
+Every behaviour the stub builds is within the bounds of ``limits``, wherever it came from (the
+environment, ``PUT /admin/behaviour``, the shared file): finite, so its document is JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from .limits import EQUIPMENT_ID, EQUIPMENT_ID_SHAPE, MAX_LISTED_IDS, MAX_SECONDS
 from .strict_json import quoted
@@ -70,15 +71,15 @@ def behaviour_summary(behaviour: Behaviour) -> dict[str, object]:
 
 def seconds(value: object) -> float:
     """A delay or a jitter; ``ValueError`` saying what it must be."""
-    if _is_number(value) and 0 <= value <= MAX_SECONDS:  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
+    if _is_number(value) and 0 <= value <= MAX_SECONDS:  # NaN compares false: refused
+        return float(value)
     raise ValueError(f"must be a number from 0 to {MAX_SECONDS}")
 
 
 def ratio(value: object) -> float:
     """A share of calls; ``ValueError`` saying what it must be."""
-    if _is_number(value) and 0 <= value <= 1:  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
+    if _is_number(value) and 0 <= value <= 1:
+        return float(value)
     raise ValueError("must be a number from 0 to 1")
 
 
@@ -121,5 +122,5 @@ def behaviour_with_changes(behaviour: Behaviour, changes: object) -> Behaviour:
     return replace(behaviour, **values)  # type: ignore[arg-type]
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
