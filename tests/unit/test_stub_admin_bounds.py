@@ -4,7 +4,10 @@ bounded id lists and ids, the same bounds for its environment, and a refusal cha
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,29 @@ def test_a_stub_variable_past_its_bound_fails_at_start_naming_it(variable: str, 
 def test_the_stub_takes_bodies_of_up_to_one_mebibyte_unless_told() -> None:
     assert StubSettings.from_env({}).max_body_bytes == DEFAULT_MAX_BODY_BYTES == 1024 * 1024
     assert StubSettings.from_env({"STUB_MAX_BODY_BYTES": "4096"}).max_body_bytes == 4096
+
+
+# -- the load test's schedule, which drives the admin route -----------------------------------------
+
+def test_the_load_tests_stub_schedule_refuses_numbers_that_are_not_json() -> None:
+    """In a process of its own: importing locust monkey-patches the standard library."""
+    code = (
+        "from loadkit.stub_schedule import parse_schedule\n"
+        "print(parse_schedule('0 failure=0; 30s delay=2 jitter=0.5'))\n"
+        "for text in ('0 delay=nan', '0 jitter=inf', '0 delay=1e999', 'nan failure=1'):\n"
+        "    try:\n"
+        "        parse_schedule(text)\n"
+        "    except ValueError as error:\n"
+        "        print(error)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(str(root / source) for source in ("loadtest", "platform", "stub", "devkit"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": path}, check=True)
+    assert result.stdout.splitlines() == [
+        "[(0.0, {'failureRatio': 0.0}), (30.0, {'delaySeconds': 2.0, 'jitterSeconds': 0.5})]",
+        "--stub-schedule: cannot read 'delay=nan' in '0 delay=nan'",
+        "--stub-schedule: cannot read 'jitter=inf' in '0 jitter=inf'",
+        "--stub-schedule: cannot read 'delay=1e999' in '0 delay=1e999'",
+        "--stub-schedule: cannot read the time 'nan' in 'nan failure=1'",
+    ]
