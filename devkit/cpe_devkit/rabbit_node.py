@@ -190,27 +190,37 @@ class RabbitNode:
     # -- resource alarms ------------------------------------------------------------------
 
     def raise_alarm(self, resource: str, timeout: float = ALARM_SECONDS) -> None:
-        """Drive the node into its ``memory`` or ``disk`` alarm (a watermark of almost nothing,
-        a disk free limit of twice the disk), then wait until the alarm is in effect: RabbitMQ
-        then blocks every connection that publishes."""
+        """Drive the node into its ``memory`` or ``disk`` alarm and wait until it is in effect:
+        RabbitMQ then blocks every connection that publishes."""
+        self.provoke_alarm(resource)
+        self.wait_alarm(resource, True, timeout)
+
+    def clear_alarm(self, resource: str, timeout: float = ALARM_SECONDS) -> None:
+        """Put RabbitMQ's default back for ``resource`` and wait until its alarm has cleared."""
+        self.restore_alarm_limit(resource)
+        self.wait_alarm(resource, False, timeout)
+
+    def provoke_alarm(self, resource: str) -> None:
+        """A memory watermark of almost nothing, or a disk free limit of twice the disk."""
         if resource == "memory":
             self.ctl("set_vm_memory_high_watermark", MEMORY_ALARM_WATERMARK)
         elif resource == "disk":
             self.ctl("set_disk_free_limit", str(2 * shutil.disk_usage(self.directory).total))
         else:
             raise ValueError(f"no such alarm: {resource!r}, one of {ALARMS}")
-        self.server.wait_until(lambda: resource in self.alarms(), timeout, f"in its {resource} alarm")
 
-    def clear_alarm(self, resource: str, timeout: float = ALARM_SECONDS) -> None:
-        """Put RabbitMQ's default back for ``resource`` and wait until its alarm has cleared."""
+    def restore_alarm_limit(self, resource: str) -> None:
+        """RabbitMQ's default memory watermark or disk free limit; the node re-checks at once."""
         if resource == "memory":
             self.ctl("set_vm_memory_high_watermark", DEFAULT_MEMORY_WATERMARK)
         elif resource == "disk":
             self.ctl("set_disk_free_limit", DEFAULT_DISK_FREE_LIMIT)
         else:
             raise ValueError(f"no such alarm: {resource!r}, one of {ALARMS}")
-        self.server.wait_until(lambda: resource not in self.alarms(), timeout,
-                               f"out of its {resource} alarm")
+
+    def wait_alarm(self, resource: str, present: bool, timeout: float = ALARM_SECONDS) -> None:
+        self.server.wait_until(lambda: (resource in self.alarms()) is present, timeout,
+                               f"{'in' if present else 'out of'} its {resource} alarm")
 
     def alarms(self) -> set[str]:
         """The resource alarms in effect on this node (``memory``, ``disk``)."""
