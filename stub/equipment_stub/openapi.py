@@ -67,7 +67,8 @@ BEHAVIOUR = {
     "additionalProperties": False,
     "properties": {
         "delaySeconds": SECONDS,
-        "jitterSeconds": {**SECONDS, "description": "One call's delay stays within 0 and the maximum"},
+        "jitterSeconds": {**SECONDS, "description": f"One call's delay, delaySeconds ± up to this, "
+                                                    f"stays between 0 and {MAX_SECONDS}"},
         "failureRatio": {"type": "number", "minimum": 0, "maximum": 1},
         "failIds": EQUIPMENT_IDS,
         "unknownIds": EQUIPMENT_IDS,
