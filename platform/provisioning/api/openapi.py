@@ -67,7 +67,9 @@ IDEMPOTENCY_KEY = {
                    "Scoped to the caller (bearer token) and the equipment id; kept "
                    "IDEMPOTENCY_TTL_SECONDS. The same key and body answer the first 200 again, "
                    "with the same taskId.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+    # The bare key (printable ASCII, not starting with a quote or a space) or an sf-string.
+    "schema": {"type": "string", "minLength": 1, "maxLength": 257,
+               "pattern": r'^(?:[!#-~][ -~]{0,254}|"(?:[ !#-\[\]-~]|\\["\\]){1,255}")$'},
 }
 IDEMPOTENCY_IN_PROGRESS = {
     **answer_schema("Idempotency-Key: the first request with this key is still being processed; "
@@ -241,15 +243,43 @@ WEBHOOK_HEADERS = [
 ]
 
 
-def _add_completion_notices(document: dict[str, Any]) -> None:
+_EVENT_TYPES = ["pending", "running", "attempt", "completed", "failed", "cancelled"]
+# OpenAPI before 3.2 has a text/event-stream ``schema`` describe each event: its WHATWG fields,
+# ``data`` being one line of JSON (``task_events.TaskEvent.to_json``).
+STREAM_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": _EVENT_TYPES},
+        "id": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+        "retry": {"type": "integer", "minimum": 0},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["taskId", "type", "at"],
+            "properties": {
+                "taskId": {"type": "string", "format": "uuid"},
+                "type": {"type": "string", "enum": _EVENT_TYPES},
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "attempt": {"type": ["integer", "null"], "minimum": 1},
+                "outcome": {"type": ["string", "null"],
+                            "enum": ["success", "not_found", "rejected", "error", None]},
+                "status": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
+                "attempts": {"type": ["integer", "null"], "minimum": 0},
+                "failureReason": TASK_DETAIL["properties"]["failureReason"],
+            },
+        }},
+    },
+}
+
+
+def _add_completion_notices(document: dict[str, Any], *, webhooks_enabled: bool) -> None:
     """Long-poll on the classic status route, the event stream, and the webhook a create's
-    callbackUrl asks for."""
+    callbackUrl asks for (the field only where webhooks are on: elsewhere it is a 400)."""
     paths = document["paths"]
     status = paths["/api/v1/equipment/cpe/{equipment_id}/task/{task_id}"]["get"]
     status["parameters"].append(WAIT)
     status["responses"]["400"] = BAD_WAIT
     body = paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["requestBody"]
-    body["content"]["application/json"]["schema"]["properties"]["callbackUrl"] = CALLBACK_URL
+    if webhooks_enabled:
+        body["content"]["application/json"]["schema"]["properties"]["callbackUrl"] = CALLBACK_URL
     task = {"task_id": "$response.body#/taskId"}
     paths["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"]["200"]["links"].update({
         "TaskEvents": {"operationId": "taskEvents", "parameters": task},
@@ -266,7 +296,7 @@ def _add_completion_notices(document: dict[str, Any]) -> None:
         "parameters": [TASK_ID, LAST_EVENT_ID],
         "responses": {
             "200": {"description": "The stream (WHATWG HTML event stream)",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "content": {"text/event-stream": {"schema": STREAM_EVENT}}},
             "204": {"description": "The task is final and the client has every event: stop"},
             "400": answer_schema("A malformed Last-Event-ID", 400),
             "404": TASK_NOT_FOUND, "500": INTERNAL, "503": OVERLOADED,
@@ -329,9 +359,10 @@ PROVISIONING_REQUEST = provisioning_request(DEFAULT_LIMITS)  # with the default 
 
 
 def openapi_document(*, with_auth: bool, limits: RequestLimits = DEFAULT_LIMITS,
-                     json_content_type_required: bool = False) -> dict[str, Any]:
+                     json_content_type_required: bool = False,
+                     webhooks_enabled: bool = False) -> dict[str, Any]:
     """The document for a Service B with these settings (``API_TOKENS`` set, its bounds,
-    ``API_REQUIRE_JSON_CONTENT_TYPE``)."""
+    ``API_REQUIRE_JSON_CONTENT_TYPE``, webhooks on)."""
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Service B: CPE provisioning", "version": "1.0.0",
@@ -377,7 +408,7 @@ def openapi_document(*, with_auth: bool, limits: RequestLimits = DEFAULT_LIMITS,
         },
     }
     _add_cancellation_and_history(document)
-    _add_completion_notices(document)
+    _add_completion_notices(document, webhooks_enabled=webhooks_enabled)
     if json_content_type_required:
         document["paths"]["/api/v1/equipment/cpe/{equipment_id}"]["post"]["responses"][
             "415"] = NOT_JSON

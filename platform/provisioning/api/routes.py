@@ -253,7 +253,8 @@ async def openapi(request: ServiceRequest) -> HTTPResponse:
     """The contract as an OpenAPI document."""
     settings = request.app.ctx.settings
     return json(openapi_document(with_auth=bool(settings.tokens), limits=settings.request_limits,
-                                 json_content_type_required=settings.require_json_content_type))
+                                 json_content_type_required=settings.require_json_content_type,
+                                 webhooks_enabled=settings.webhooks.enabled))
 
 
 @meta.get("/health")
