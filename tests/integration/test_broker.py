@@ -1,19 +1,24 @@
-"""The broker against the real RabbitMQ: topology, confirms, redelivery, dead-letters, reconnection."""
+"""The broker against the real RabbitMQ: topology, confirms, redelivery, dead-letters, reconnection;
+and against a node of its own driven into its memory alarm."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiormq
 import pytest
+from prometheus_client import CollectorRegistry
 
-from provisioning.errors import BrokerUnavailable
+from cpe_devkit.rabbit_node import RabbitNode
+from provisioning.errors import BrokerBlocked, BrokerBlockedRefused, BrokerUnavailable
 from provisioning.messaging import Broker, Delivery, dead_letter_queue
 from provisioning.settings import BrokerSettings
+from provisioning.telemetry.metrics import BrokerMetrics
 
 
 @pytest.fixture
@@ -236,3 +241,65 @@ async def test_a_handler_that_crashes_gets_the_message_back_until_the_delivery_l
             await publisher.publish(limited.tasks_queue, b"boom", message_id="m-crash")
             await wait_for_depth(limited, dead_letter_queue(limited.tasks_queue), 1)
     assert attempts == 3
+
+
+@pytest.fixture(scope="module")
+def alarmed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this module's own: its memory alarm must not block the machine's."""
+    node = RabbitNode(tmp_path_factory.mktemp("rabbitmq-alarms"))
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
+        shutil.rmtree(node.directory / "mnesia", ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+async def test_a_memory_alarm_refuses_publishes_at_once_until_it_clears_and_a_new_connection_starts_unblocked(
+    alarmed_node: RabbitNode, broker_settings: BrokerSettings
+) -> None:
+    settings = dataclasses.replace(broker_settings, url=alarmed_node.amqp_url,
+                                   urls=(alarmed_node.amqp_url,), publish_timeout_seconds=30.0)
+    registry = CollectorRegistry()
+    metrics = BrokerMetrics(registry)
+
+    def gauge() -> float | None:
+        return registry.get_sample_value("provisioning_amqp_blocked")
+
+    async with Broker(settings, name="test-alarm", metrics=metrics) as broker:
+        await broker.wait_connected(10)
+        await broker.publish(settings.tasks_queue, b"before", message_id="m-a1")
+        await asyncio.to_thread(alarmed_node.raise_alarm, "memory")
+        try:
+            with pytest.raises(BrokerBlocked):  # the publish RabbitMQ blocks the connection at
+                await asyncio.wait_for(
+                    broker.publish(settings.tasks_queue, b"cut short", message_id="m-a2"), 10)
+            assert broker.blocked == "low on memory" and gauge() == 1
+            with pytest.raises(BrokerBlockedRefused):
+                await broker.publish(settings.tasks_queue, b"refused", message_id="m-a3")
+            with pytest.raises(BrokerBlockedRefused):
+                await broker.declare_parking(f"{settings.tasks_queue}.parked.x", 60)
+
+            # A new connection (the old one closed by the broker) starts unblocked; RabbitMQ
+            # blocks it again at its first publish.
+            reconnects = broker.reconnects
+            await asyncio.to_thread(alarmed_node.ctl, "close_all_connections", "test")
+            for _ in range(100):
+                if broker.reconnects > reconnects and broker.connected:
+                    break
+                await asyncio.sleep(0.1)
+            assert broker.connected and broker.blocked is None
+            assert gauge() == 0
+            with pytest.raises(BrokerBlocked):
+                await asyncio.wait_for(
+                    broker.publish(settings.tasks_queue, b"cut short", message_id="m-a4"), 10)
+            assert broker.blocked == "low on memory"
+        finally:
+            await asyncio.to_thread(alarmed_node.clear_alarm, "memory")
+        for _ in range(50):
+            if broker.blocked is None:
+                break
+            await asyncio.sleep(0.1)
+        assert broker.blocked is None and gauge() == 0
+        await asyncio.wait_for(broker.publish(settings.tasks_queue, b"after", message_id="m-a5"), 10)

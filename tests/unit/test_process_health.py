@@ -40,3 +40,12 @@ def test_metrics_are_served_beside_health(served: tuple[ProcessMetrics, str]) ->
     _, url = served
     status, body = http_get(f"{url}/metrics")
     assert status == 200 and b"process_resident_memory_bytes" in body
+
+
+def test_a_named_state_is_shown_but_fails_no_check(served: tuple[ProcessMetrics, str]) -> None:
+    # The worker's rabbitmqBlocked: a broker alarm, which a restart or a drain cannot cure.
+    metrics, url = served
+    metrics.health = lambda: {"rabbitmq": True, "consuming": True, "rabbitmqBlocked": "low on disk"}
+    status, body = http_get(f"{url}/health")
+    assert (status, json.loads(body)) == (200, {"status": "ok", "rabbitmq": True, "consuming": True,
+                                                "rabbitmqBlocked": "low on disk"})
