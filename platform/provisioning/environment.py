@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from .errors import SettingsError
@@ -44,6 +45,8 @@ class Environment:
             value = float(raw)
         except ValueError:
             raise SettingsError(name, f"must be a number, got {raw!r}") from None
+        if not math.isfinite(value):  # nan passes every comparison; inf is no duration
+            raise SettingsError(name, f"must be a finite number, got {raw!r}")
         if value < minimum:
             raise SettingsError(name, f"must be at least {minimum}, got {value}")
         return value

@@ -38,6 +38,8 @@ def test_stub_id_lists_are_comma_separated() -> None:
         ("REDIS_URL", "  ", "must not be empty"),
         ("EQUIPMENT_MAX_WAITING", "0", "must be at least 1"),
         ("EQUIPMENT_CONCURRENCY", "queue", "must be one of parallel, reject, serialize"),
+        ("PUBLISH_TIMEOUT_SECONDS", "nan", "must be a finite number, got 'nan'"),
+        ("RECONNECT_MAX_SECONDS", "inf", "must be a finite number, got 'inf'"),
     ],
 )
 def test_a_bad_api_setting_names_the_variable(variable: str, value: str, problem: str) -> None:
