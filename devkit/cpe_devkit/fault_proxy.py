@@ -104,6 +104,9 @@ class FaultProxy:
         self._reset_after: int | None = None
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
+        # Each connection's handler, held here: asyncio keeps it only through the protocol of a
+        # socket, so a handler held up by a stall would otherwise be destroyed while pending.
+        self._handlers: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -131,6 +134,10 @@ class FaultProxy:
             link.close(reset=False)
         for toxics in self._toxics.values():
             toxics.flowing.set()  # lets held pumps see the closed sockets and end
+        handlers = list(self._handlers)
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     def address(self) -> tuple[str, int]:
         return self.host, self.port
@@ -206,6 +213,16 @@ class FaultProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader,
                       client_writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._serve(client_reader, client_writer)
+        finally:
+            self._handlers.discard(handler)
+
+    async def _serve(self, client_reader: asyncio.StreamReader,
+                     client_writer: asyncio.StreamWriter) -> None:
         try:
             server_reader, server_writer = await asyncio.wait_for(
                 asyncio.open_connection(*self.upstream), CONNECT_TIMEOUT_SECONDS)

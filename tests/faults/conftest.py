@@ -21,7 +21,7 @@ from cpe_devkit.rabbit_node import RabbitNode
 from cpe_devkit.redis_server import RedisServer
 from tests.support.services import REPO
 
-from .harness import FaultPlatform, PlatformFactory, fault_environment
+from .harness import FaultPlatform, PlatformFactory, launch_platform
 from .ledger import Ledger
 
 REPORTS = REPO / "reports" / "faults"
@@ -75,21 +75,10 @@ async def start_platform(cert_dir: Path, servers_up: tuple[RabbitNode, RedisServ
     started: list[FaultPlatform] = []
 
     async def start(*, proxied: bool = False, **overrides: str) -> FaultPlatform:
-        # Free ports are picked before the processes bind them; on a busy machine another
-        # socket may take one meanwhile, so a start that fails is tried once more on new ports
-        # (a real start-up bug fails twice, and the error carries the components' logs).
-        for attempt in (1, 2):
-            environment = fault_environment(cert_dir, rabbit, redis, tmp_path, overrides)
-            try:
-                platform = await FaultPlatform.launch(
-                    environment, tmp_path / f"logs-{attempt}", rabbit, redis, proxied=proxied)
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-                continue
-            started.append(platform)
-            return platform
-        raise AssertionError("unreachable")
+        platform = await launch_platform(cert_dir, rabbit, redis, tmp_path, overrides,
+                                         proxied=proxied)
+        started.append(platform)
+        return platform
 
     yield start
     for platform in started:
@@ -104,6 +93,16 @@ def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
     outcome = call_outcome(getattr(request.node, "fault_call_report", None))
     book.write(REPORTS, outcome)
     _FIGURES.append((request.node.name, {"outcome": outcome, **book.figures()}))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The whole network fault matrix runs only when asked for (``-m network_matrix``)."""
+    if "network_matrix" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="the whole network matrix: run with -m network_matrix")
+    for item in items:
+        if item.get_closest_marker("network_matrix") is not None:
+            item.add_marker(skip)
 
 
 def call_outcome(report: pytest.TestReport | None) -> str:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
+import redis.asyncio as aioredis
 
 from cpe_devkit import probes
 from cpe_devkit.client import Client, client_session
@@ -27,6 +28,7 @@ from cpe_devkit.rabbit_node import QueueDepth, RabbitNode
 from cpe_devkit.redis_server import RedisServer
 from cpe_devkit.run_data import delete_run_data
 from cpe_devkit.stack import Stack
+from provisioning import names
 from provisioning.environment import Environment
 from provisioning.messaging import all_queues
 from provisioning.settings import ApiSettings, RedisSettings, WorkerSettings
@@ -258,6 +260,20 @@ class FaultPlatform:
                              for task_id, record in zip(chunk, records, strict=True))
         return found
 
+    async def task_records(self) -> dict[str, tuple[str, str]]:
+        """Every task record of this run in Redis: its status and failure reason, by task id."""
+        prefix = f"{self.environment['REDIS_KEY_PREFIX']}{names.TASK_KEY}"
+        client = aioredis.Redis.from_url(self.redis.url, decode_responses=True)
+        try:
+            records: dict[str, tuple[str, str]] = {}
+            async for key in client.scan_iter(match=f"{prefix}*"):
+                status, failure = await client.hmget(key, "status", "failure")
+                # {prefix}task:{equipment id}:{task id}
+                records[str(key).rsplit(":", 1)[-1]] = (str(status), str(failure or ""))
+            return records
+        finally:
+            await client.aclose()
+
     # -- metrics ----------------------------------------------------------------------------------
 
     async def scrape(self, port: int) -> probes.Samples:
@@ -396,6 +412,24 @@ class FaultPlatform:
         """Ids of the tasks the component logged a message starting with ``message_start`` for."""
         return {entry["task_id"] for entry in self.log_entries(component)
                 if "task_id" in entry and entry["message"].startswith(message_start)}
+
+
+async def launch_platform(cert_dir: Path, rabbit: RabbitNode, redis: RedisServer, work_dir: Path,
+                          overrides: Mapping[str, str], *, proxied: bool = False) -> FaultPlatform:
+    """A started platform on our servers (``fault_environment`` with ``overrides``).
+
+    Free ports are picked before the processes bind them; on a busy machine another socket may
+    take one meanwhile, so a start that fails is tried once more on new ports (a real start-up
+    bug fails twice, and the error carries the components' logs)."""
+    for attempt in (1, 2):
+        environment = fault_environment(cert_dir, rabbit, redis, work_dir, overrides)
+        try:
+            return await FaultPlatform.launch(environment, work_dir / f"logs-{attempt}", rabbit,
+                                              redis, proxied=proxied)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 # ``start_platform(**overrides)``: a started FaultPlatform, stopped after the test.
