@@ -111,6 +111,9 @@ EQUIPMENT_BUSY = _naming_a_task(answer_schema(
 EQUIPMENT_QUEUE_FULL = _naming_a_task(answer_schema(
     "EQUIPMENT_CONCURRENCY=serialize: the device has EQUIPMENT_MAX_WAITING tasks waiting; taskId "
     "names the one holding its turn", 409, "Equipment has too many tasks waiting"))
+FAILURE_REASON = {"type": ["string", "null"],
+                  "enum": ["equipment_not_found", "rejected_by_service_a", "service_a_unavailable",
+                           "not_queued", None]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 TASK_DETAIL = {
     "type": "object",
@@ -121,9 +124,7 @@ TASK_DETAIL = {
         "equipmentId": EQUIPMENT_ID_SCHEMA,
         "status": {"type": "string",
                    "enum": ["pending", "running", "completed", "failed", "cancelled"]},
-        "failureReason": {"type": ["string", "null"],
-                          "enum": ["equipment_not_found", "rejected_by_service_a",
-                                   "service_a_unavailable", "not_queued", None]},
+        "failureReason": FAILURE_REASON,
         "createdAt": {"type": "string", "format": "date-time"},
         "runningAt": _NULLABLE_TIME, "finishedAt": _NULLABLE_TIME,
         "cancelRequestedAt": _NULLABLE_TIME,
@@ -263,7 +264,7 @@ STREAM_EVENT = {
                             "enum": ["success", "not_found", "rejected", "error", None]},
                 "status": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
                 "attempts": {"type": ["integer", "null"], "minimum": 0},
-                "failureReason": TASK_DETAIL["properties"]["failureReason"],
+                "failureReason": FAILURE_REASON,
             },
         }},
     },
