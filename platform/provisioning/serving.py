@@ -1,24 +1,42 @@
-"""Serve a Sanic application factory over HTTPS with one or several worker processes."""
+"""Serve a Sanic application factory over HTTPS with one or several worker processes, every
+app with the bounds of ``HttpServerSettings`` (``http_protocol``) and RFC 9110's rules
+(``http_rules``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from .settings import TlsSettings
+from .http_protocol import BoundedHttpProtocol, apply_limits
+from .http_rules import apply_rules
+from .settings import HttpServerSettings, TlsSettings
 from .tls import server_tls
+
+AppFactory = Callable[[], Sanic]  # type: ignore[type-arg]
+
+
+def bounded_app(factory: AppFactory, http: HttpServerSettings) -> Sanic[Any, Any]:
+    """``factory``'s app with the limits and rules every server here applies: what each Sanic
+    worker process builds (picklable as a ``partial``, as Sanic's manager needs)."""
+    app = factory()
+    apply_limits(app, http)
+    apply_rules(app)
+    return app
 
 
 def serve_https(
-    factory: Callable[[], Sanic],  # type: ignore[type-arg]
+    factory: AppFactory,
     *,
     host: str,
     port: int,
     workers: int,
     tls: TlsSettings,
+    http: HttpServerSettings,
     backlog: int = 1024,
 ) -> None:
     """Blocks until the server stops (SIGTERM or SIGINT: graceful).
@@ -28,7 +46,7 @@ def serve_https(
     after a worker's ack). With several, Sanic's manager spawns them, each building its own
     app from ``factory`` (which must therefore be picklable).
     """
-    loader = AppLoader(factory=factory)
+    loader = AppLoader(factory=partial(bounded_app, factory, http))
     app = loader.load()
     single = workers == 1
     app.prepare(
@@ -39,6 +57,7 @@ def serve_https(
         backlog=backlog,
         access_log=False,
         motd=False,
+        protocol=BoundedHttpProtocol,
         single_process=single,
     )
     if single:

@@ -281,6 +281,9 @@ class HttpServerSettings:
         )
 
 
+DEFAULT_HTTP_SERVER = HttpServerSettings()
+
+
 def _bounded_number(env: Environment, name: str, default: float,
                     bounds: tuple[float, float]) -> float:
     value = env.number(name, default, minimum=bounds[0])
@@ -464,7 +467,7 @@ class ApiSettings:
     # API_REQUIRE_JSON_CONTENT_TYPE: a create not sent as application/json is a 415.
     require_json_content_type: bool = False
     # HTTP_*: the bounds of this server's connections and requests (HttpServerSettings).
-    http: HttpServerSettings = HttpServerSettings()
+    http: HttpServerSettings = DEFAULT_HTTP_SERVER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:

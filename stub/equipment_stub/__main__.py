@@ -21,6 +21,7 @@ def main() -> None:
         port=settings.port,
         workers=settings.workers,
         tls=settings.tls,
+        http=settings.http,
         backlog=settings.backlog,
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provisioning.environment import Environment
 from provisioning.errors import SettingsError
-from provisioning.settings import MetricsSettings, TlsSettings
+from provisioning.settings import DEFAULT_HTTP_SERVER, HttpServerSettings, MetricsSettings, TlsSettings
 
 from .behaviour import FIELDS, Behaviour
 from .limits import DEFAULT_MAX_BODY_BYTES
@@ -28,6 +28,7 @@ class StubSettings:
     max_body_bytes: int
     metrics: MetricsSettings
     tls: TlsSettings
+    http: HttpServerSettings = DEFAULT_HTTP_SERVER  # HTTP_*: its connections' and requests' bounds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StubSettings:
@@ -45,6 +46,7 @@ class StubSettings:
             max_body_bytes=env.integer("STUB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
             metrics=MetricsSettings.from_env(env, "STUB_METRICS_PORT", 9100),
             tls=TlsSettings.from_env(env),
+            http=HttpServerSettings.from_env(env),
         )
 
 

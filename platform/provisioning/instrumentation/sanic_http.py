@@ -5,6 +5,14 @@ for current Sanic. The server span continues the caller's W3C context (the worke
 client span when the stub is called), is named ``{method} {route}``, and is current while the
 handler runs, so spans opened by the handler (publish, Redis) are its children. Each app passes
 its own tracer, so its spans carry its own instrumentation scope.
+
+Every label and attribute is bounded, whatever a client sends (OpenTelemetry's HTTP semantic
+conventions): a method outside RFC 9110's nine is ``_OTHER`` (the span is then named ``HTTP``)
+and is recorded nowhere, not even as ``http.request.method_original`` (a method is any token a
+client likes, a secret as well); a route is its pattern or ``unmatched``. A request whose client
+hung up before its answer could be sent is counted with status ``499`` (nginx's "client closed
+request"), not as the 500 Sanic makes of it: a hang-up is not a server error, and ``499`` stays
+out of every ``5..`` alert. Its span gets no status code.
 """
 
 from __future__ import annotations
@@ -20,6 +28,34 @@ from sanic.response import BaseHTTPResponse
 from .prometheus import HttpServerMetrics, exemplar
 
 UNMATCHED_ROUTE = "unmatched"
+# RFC 9110's methods (and PATCH, RFC 5789): OpenTelemetry's "known" methods; the rest are _OTHER.
+KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT",
+                           "TRACE"})
+OTHER_METHOD = "_OTHER"
+CLIENT_CLOSED = 499  # nginx's status for a request whose client closed the connection first
+METRICS_CONFIG_KEY = "HTTP_SERVER_METRICS"  # where the app keeps its HttpServerMetrics
+
+
+def method_label(method: str) -> str:
+    """The method as a label: one of ``KNOWN_METHODS`` (case-sensitive, as methods are), else
+    ``_OTHER``. Sanic's placeholder for a request it could not parse (``NONE``) is ``_OTHER``."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def client_closed(request: Request[Any, Any]) -> bool:
+    """The connection is gone before the answer: whatever is answered now reaches nobody. (The
+    placeholder request Sanic makes for a head it never got in full has no ``conn_info``.)"""
+    info = request.conn_info
+    if info is not None and info.lost:
+        return True
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def span_name(method: str, route: str) -> str:
+    """``{method} {route}``; the semantic conventions' ``HTTP`` for an unknown method."""
+    shown = "HTTP" if method == OTHER_METHOD else method
+    return f"{shown} {route}"
 
 
 def route_template(request: Request[Any, Any]) -> str:
@@ -36,16 +72,19 @@ def route_template(request: Request[Any, Any]) -> str:
 
 
 def instrument_sanic(app: Sanic[Any, Any], metrics: HttpServerMetrics, tracer: Tracer) -> None:
-    """Open a SERVER span from ``tracer`` around every request and count it in ``metrics``."""
+    """Open a SERVER span from ``tracer`` around every request and count it in ``metrics``
+    (kept in the app's config too, for the connection counts of ``provisioning.http_protocol``)."""
+    app.config[METRICS_CONFIG_KEY] = metrics
 
     async def start_server_span(request: Request[Any, Any]) -> None:
         route = route_template(request)
+        method = method_label(request.method)
         span = tracer.start_span(
-            f"{request.method} {route}",
+            span_name(method, route),
             context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes={
-                "http.request.method": request.method,
+                "http.request.method": method,
                 "http.route": route,
                 "url.path": request.path,
                 "url.scheme": request.scheme,
@@ -58,19 +97,21 @@ def instrument_sanic(app: Sanic[Any, Any], metrics: HttpServerMetrics, tracer: T
 
     async def end_server_span(request: Request[Any, Any], response: BaseHTTPResponse) -> None:
         route = route_template(request)
-        status = str(response.status)
+        hung_up = client_closed(request)
+        status = str(CLIENT_CLOSED if hung_up else response.status)
         started = getattr(request.ctx, "started", None)
         span = getattr(request.ctx, "span", None)
-        labels = {"route": route, "method": request.method, "status": status}
+        labels = {"route": route, "method": method_label(request.method), "status": status}
         metrics.requests.labels(**labels).inc()
         if started is not None:
             metrics.duration.labels(**labels).observe(
                 time.perf_counter() - started, exemplar=exemplar()
             )
         if span is not None:
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
+            if not hung_up:
+                span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
             span.end()
             context.detach(request.ctx.span_token)
             request.ctx.span = None

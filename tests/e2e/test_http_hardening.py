@@ -1,0 +1,401 @@
+"""Service B and the stub against clients that break HTTP (issue 12's probe findings 1, 2, 3,
+4, 8 and 12): hang-ups, invented methods, short and trickling requests, too many connections,
+malformed request lines, bodies where none belong, wrong methods.
+
+Both servers share the plumbing that answers these (``provisioning.serving``,
+``.http_protocol``, ``.http_rules``, ``.instrumentation``), so every test runs against both,
+as real processes over real TLS, with raw sockets: no HTTP client would send these bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from cpe_devkit.client import request_body
+from cpe_devkit.ports import free_port
+from cpe_devkit.probes import Samples, sample_total, scrape
+from cpe_devkit.processes import http_get
+from cpe_devkit.stack import Stack, throwaway_stack
+from tests.support.otlp import OtlpReceiver
+from tests.support.platforms import e2e_environment
+
+pytestmark = pytest.mark.e2e
+
+REQUEST_TIMEOUT = 1.0  # HTTP_REQUEST_TIMEOUT_SECONDS
+DEADLINE = 3.0  # HTTP_REQUEST_DEADLINE_SECONDS
+MAX_CONNECTIONS = 16  # HTTP_MAX_CONNECTIONS
+# Generous: two cores shared with other test runs. A bound is checked every half timeout.
+MARGIN = 6.0
+POLL_SECONDS = 0.1
+CREATE_PATH = "/api/v1/equipment/cpe/HARDENED01"
+REQUESTS = "http_server_requests_total"
+OVERLOADED = {"code": 503, "message": "Service is overloaded, retry later"}
+TIMED_OUT = {"code": 408, "message": "Request Timeout"}
+
+
+@dataclass(frozen=True)
+class Server:
+    """One of the two HTTPS servers of the platform, seen from outside."""
+
+    name: str  # the component: "api" (Service B) or "stub"
+    port: int
+    metrics_port: int
+    log: Path
+    ca_file: Path
+
+    def samples(self) -> Samples:
+        return scrape(self.metrics_port)
+
+    def requests(self, **labels: str) -> float:
+        return sample_total(self.samples(), REQUESTS, labels)
+
+    def server_errors(self) -> float:
+        return sum(value for (name, labels), value in self.samples().items()
+                   if name == REQUESTS and dict(labels)["status"].startswith("5"))
+
+    def log_size(self) -> int:
+        return self.log.stat().st_size
+
+    def errors_logged_since(self, offset: int) -> list[str]:
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        return [line for line in lines if _level(line) in ("error", "critical")]
+
+
+def _level(line: str) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "error" if "Traceback" in line else None  # not ours: count it
+    return str(record.get("level")) if isinstance(record, dict) else None
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def parse(raw: bytes) -> Answer:
+    assert raw, "the server closed the connection without an answer"
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines)}
+    return Answer(int(status_line.split()[1]), headers, body)
+
+
+# -- the platform ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def otlp() -> AsyncIterator[tuple[OtlpReceiver, int]]:
+    receiver = OtlpReceiver()
+    app = web.Application()
+    app.router.add_post("/v1/traces", receiver.receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield receiver, port
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def platform(otlp: tuple[OtlpReceiver, int], cert_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Service B and the stub with short bounds (no worker: a task stays pending)."""
+    environment = e2e_environment(
+        cert_dir,
+        HTTP_REQUEST_TIMEOUT_SECONDS=str(REQUEST_TIMEOUT),
+        HTTP_REQUEST_DEADLINE_SECONDS=str(DEADLINE),
+        HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        STUB_DELAY_SECONDS="30",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp[1]}",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    with throwaway_stack(environment, tmp_path_factory.mktemp("hardening"),
+                         only=("stub", "api")) as stack:
+        yield stack
+
+
+@pytest.fixture(params=["api", "stub"])
+def server(request: pytest.FixtureRequest, platform: Stack) -> Server:
+    name = request.param
+    variables = {"api": ("API_PORT", "API_METRICS_PORT"), "stub": ("STUB_PORT", "STUB_METRICS_PORT")}
+    port, metrics_port = (int(platform.environment[v]) for v in variables[name])
+    assert platform.log_dir is not None
+    return Server(name, port, metrics_port, platform.log_dir / f"{name}.log", platform.ca_file)
+
+
+# -- raw TLS --------------------------------------------------------------------------------
+
+
+async def connect(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    return await asyncio.open_connection("127.0.0.1", server.port, ssl=context,
+                                         server_hostname="localhost")
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (ConnectionError, ssl.SSLError):
+        pass  # the server closed first, or the client hangs up mid-handshake of the close
+
+
+async def exchange(server: Server, raw: bytes, *, timeout: float = MARGIN) -> Answer:
+    """Send ``raw`` and read until the server closes the connection."""
+    reader, writer = await connect(server)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return parse(await asyncio.wait_for(read_to_close(reader), timeout))
+    finally:
+        await close(writer)
+
+
+async def read_to_close(reader: asyncio.StreamReader) -> bytes:
+    data = b""
+    try:
+        while chunk := await reader.read(65536):
+            data += chunk
+    except (ConnectionError, ssl.SSLError):
+        pass  # a reset after the answer: what counts is what was read
+    return data
+
+
+def create_request(body: bytes | None = None, *, length: int | None = None,
+                   connection: str = "keep-alive") -> bytes:
+    """A create (the same route on both servers), its head declaring ``length`` bytes."""
+    body = json.dumps(request_body()).encode() if body is None else body
+    return (f"POST {CREATE_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Connection: {connection}\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n\r\n").encode() + body
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = MARGIN) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def hang_up_after(server: Server, raw: bytes, pause: float = 0.3) -> None:
+    _, writer = await connect(server)
+    writer.write(raw)
+    await writer.drain()
+    await asyncio.sleep(pause)
+    await close(writer)
+
+
+# -- finding 1: a hang-up is not a server error ---------------------------------------------
+
+
+async def test_a_client_hanging_up_mid_body_is_counted_499_and_no_server_error(server: Server) -> None:
+    request = create_request()
+    before, errors = server.requests(status="499", method="POST"), server.server_errors()
+    await hang_up_after(server, request[: len(request) - 10])
+    await eventually(lambda: server.requests(status="499", method="POST") == before + 1,
+                     "the hang-up counted as 499")
+    assert server.server_errors() == errors
+
+
+async def test_a_client_hanging_up_mid_head_is_counted_499_as_an_unmatched_request(server: Server) -> None:
+    before, errors = server.requests(status="499", route="unmatched"), server.server_errors()
+    await hang_up_after(server, create_request()[:20])
+    await eventually(lambda: server.requests(status="499", route="unmatched") == before + 1,
+                     "the hang-up counted as 499")
+    assert server.server_errors() == errors
+
+
+async def test_a_client_hanging_up_while_its_answer_is_worked_on_is_counted_499(
+        server: Server) -> None:
+    if server.name == "stub":  # the stub works on a configuration for STUB_DELAY_SECONDS
+        request = create_request()
+    else:  # Service B: a long-poll on a task no worker takes
+        created = await exchange(server, create_request(connection="close"))
+        assert created.status == 200, created
+        task_id = created.json()["taskId"]
+        request = (f"GET {CREATE_PATH}/task/{task_id}?wait=20 HTTP/1.1\r\n"
+                   f"Host: localhost\r\n\r\n").encode()
+    before, errors = server.requests(status="499"), server.server_errors()
+    await hang_up_after(server, request, pause=1.0)
+    await eventually(lambda: server.requests(status="499") == before + 1,
+                     "the hang-up counted as 499")
+    assert server.server_errors() == errors
+
+
+# -- finding 2: bounded labels, no unknown method recorded ----------------------------------
+
+
+async def test_invented_methods_share_one_other_series_and_are_recorded_nowhere(
+        server: Server, otlp: tuple[OtlpReceiver, int]) -> None:
+    secret = f"SECRET{uuid.uuid4().hex.upper()}"
+    methods = [secret, "X" * 7000, "get", *(uuid.uuid4().hex[:31].upper() for _ in range(20))]
+    for method in methods:
+        answer = await exchange(server, f"{method} /health HTTP/1.1\r\nHost: localhost\r\n"
+                                        f"Connection: close\r\n\r\n".encode())
+        assert answer.status == 405
+    series = {labels for (name, labels) in server.samples() if name == REQUESTS}
+    assert {dict(labels)["method"] for labels in series} <= {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT", "_OTHER"}
+    _, text = http_get(f"http://127.0.0.1:{server.metrics_port}/metrics")
+    assert secret.encode() not in text and b"X" * 100 not in text
+    spans = otlp[0].spans
+    await eventually(lambda: any(s.name == "HTTP unmatched" and '"_OTHER"' in
+                                 s.attributes.get("http.request.method", "") for s in spans),
+                     "the span of a request with an invented method")
+    leaked = [s.name for s in spans
+              if secret in s.name or any(secret in value for value in s.attributes.values())]
+    assert leaked == []
+    assert secret not in server.log.read_text()
+
+
+# -- finding 3: a short body is a 408 within the request timeout ----------------------------
+
+
+async def test_a_body_shorter_than_its_content_length_is_answered_408_and_closed(server: Server) -> None:
+    request = create_request()
+    errors, offset = server.server_errors(), server.log_size()
+    started = asyncio.get_running_loop().time()
+    answer = await exchange(server, request[:-10], timeout=REQUEST_TIMEOUT + MARGIN)
+    waited = asyncio.get_running_loop().time() - started
+    assert (answer.status, answer.json()) == (408, TIMED_OUT)
+    assert answer.headers["connection"] == "close"
+    print(f"{server.name}: 408 for a short body after {waited:.2f}s (timeout {REQUEST_TIMEOUT}s)")
+    await eventually(lambda: server.requests(status="408", method="POST") >= 1, "the 408 counted")
+    assert server.server_errors() == errors
+    assert server.errors_logged_since(offset) == []
+
+
+# -- finding 4: slowloris ------------------------------------------------------------------
+
+
+async def trickle(server: Server, head: bytes, pieces: list[bytes], pause: float) -> tuple[Answer, float]:
+    """Send ``head``, then one piece every ``pause`` (below the request timeout) until the
+    server answers; the answer and how long after the first byte it came."""
+    reader, writer = await connect(server)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        writer.write(head)
+        reading = asyncio.ensure_future(read_to_close(reader))
+        for piece in pieces:
+            done, _ = await asyncio.wait({reading}, timeout=pause)
+            if done:
+                break
+            try:
+                writer.write(piece)
+                await writer.drain()
+            except (ConnectionError, ssl.SSLError):
+                break
+        raw = await asyncio.wait_for(reading, DEADLINE + MARGIN)
+        return parse(raw), loop.time() - started
+    finally:
+        await close(writer)
+
+
+async def test_a_request_head_trickling_in_is_answered_408_at_the_deadline(server: Server) -> None:
+    lines = [f"X-Trickle-{n}: {n}\r\n".encode() for n in range(200)]
+    answer, after = await trickle(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n", lines,
+                                  pause=REQUEST_TIMEOUT / 4)
+    assert (answer.status, answer.json()) == (408, TIMED_OUT)
+    assert after < DEADLINE + REQUEST_TIMEOUT + MARGIN
+    print(f"{server.name}: slowloris head cut after {after:.2f}s (deadline {DEADLINE}s)")
+
+
+async def test_a_request_body_trickling_in_is_answered_408_at_the_deadline(server: Server) -> None:
+    body = json.dumps(request_body()).encode()
+    head = create_request(b"", length=len(body))
+    answer, after = await trickle(server, head, [body[i:i + 1] for i in range(len(body))],
+                                  pause=REQUEST_TIMEOUT / 4)
+    assert (answer.status, answer.json()) == (408, TIMED_OUT)
+    assert after < DEADLINE + REQUEST_TIMEOUT + MARGIN
+    print(f"{server.name}: slow body cut after {after:.2f}s (deadline {DEADLINE}s)")
+
+
+async def test_connections_past_the_cap_are_refused_503_with_retry_after_until_some_close(
+        server: Server) -> None:
+    await eventually(lambda: sample_total(server.samples(), "http_server_open_connections") == 0,
+                     "the other tests' connections closed")
+    refused = sample_total(server.samples(), "http_server_refused_connections_total")
+    held = [await connect(server) for _ in range(MAX_CONNECTIONS)]
+    try:
+        await eventually(lambda: sample_total(server.samples(), "http_server_open_connections")
+                         == MAX_CONNECTIONS, "the cap's connections open")
+        answer = await exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert (answer.status, answer.json()) == (503, OVERLOADED)
+        assert (answer.headers["retry-after"], answer.headers["connection"]) == ("1", "close")
+        assert sample_total(server.samples(), "http_server_refused_connections_total") == refused + 1
+    finally:
+        for _, writer in held:
+            await close(writer)
+    await eventually(lambda: sample_total(server.samples(), "http_server_open_connections") == 0,
+                     "the held connections closed")
+    answer = await exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert answer.status == 200
+
+
+# -- finding 8: malformed request lines and bodies where none belong ------------------------
+
+
+@pytest.mark.parametrize("request_line", [
+    b"GET health HTTP/1.1", b"GET /hea\tlth HTTP/1.1", b"CONNECT 127.0.0.1:8081 HTTP/1.1",
+    b"GET /health HTTP/9.9", b"GET /health",
+])
+async def test_a_malformed_request_line_is_answered_400_without_an_error_logged(
+        server: Server, request_line: bytes) -> None:
+    errors, offset = server.server_errors(), server.log_size()
+    answer = await exchange(server, request_line + b"\r\nHost: localhost\r\n\r\n")
+    assert answer.status == 400
+    assert answer.json()["code"] == 400 and answer.json()["message"]
+    assert server.server_errors() == errors
+    assert server.errors_logged_since(offset) == []
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: 5\r\n\r\nhello",
+                                     b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])
+async def test_a_get_with_a_body_is_answered_400(server: Server, framing: bytes) -> None:
+    offset = server.log_size()
+    answer = await exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + framing)
+    assert (answer.status, answer.json()) == (400, {"code": 400,
+                                                    "message": "GET requests must not have a body"})
+    assert server.errors_logged_since(offset) == []
+
+
+async def test_a_get_with_content_length_zero_is_answered_as_any_get(server: Server) -> None:
+    offset = server.log_size()
+    answer = await exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n"
+                                    b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert answer.status == 200
+    assert server.errors_logged_since(offset) == []
+
+
+# -- finding 12: a 405 says what is allowed -------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "GET"])
+async def test_a_405_names_the_allowed_methods(server: Server, method: str) -> None:
+    answer = await exchange(server, f"{method} /api/v1/equipment/cpe/0 HTTP/1.1\r\n"
+                                    f"Host: localhost\r\nConnection: close\r\n\r\n".encode())
+    assert answer.status == 405
+    assert answer.json()["code"] == 405
+    assert answer.headers["allow"] == "POST"
