@@ -22,18 +22,32 @@ from sanic.http import Http
 from sanic.response import BaseHTTPResponse
 
 from .http_protocol import body_pending
+from .instrumentation.sanic_http import KNOWN_METHODS
 
 
 def allowed_methods(app: Sanic[Any, Any], request: Request[Any, Any]) -> list[str]:
     """The methods the router has for the request's path; none when it has the method too (a
-    405 of the handler's own) or no route at all."""
+    405 of the handler's own) or no route at all. (Sanic's router names them only when one route
+    holds every method of the path, not for a path several handlers share: each known method is
+    then tried, for a 405 only.)"""
+    host = request.headers.getone("host", None)
     try:
-        app.router.get(request.path, request.method, request.headers.getone("host", None))
+        app.router.get(request.path, request.method, host)
     except MethodNotAllowed as refusal:
-        return sorted(refusal.allowed_methods or ())
+        if refusal.allowed_methods:
+            return sorted(refusal.allowed_methods)
+        return [method for method in sorted(KNOWN_METHODS) if _routed(app, request.path, method, host)]
     except NotFound:
         return []
     return []
+
+
+def _routed(app: Sanic[Any, Any], path: str, method: str, host: str | None) -> bool:
+    try:
+        app.router.get(path, method, host)
+    except (MethodNotAllowed, NotFound):
+        return False
+    return True
 
 
 def apply_rules(app: Sanic[Any, Any]) -> None:

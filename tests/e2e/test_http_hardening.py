@@ -399,3 +399,14 @@ async def test_a_405_names_the_allowed_methods(server: Server, method: str) -> N
     assert answer.status == 405
     assert answer.json()["code"] == 405
     assert answer.headers["allow"] == "POST"
+
+
+async def test_a_405_on_a_path_two_handlers_share_names_both_methods(platform: Stack) -> None:
+    assert platform.log_dir is not None
+    service_b = Server("api", int(platform.environment["API_PORT"]),
+                       int(platform.environment["API_METRICS_PORT"]),
+                       platform.log_dir / "api.log", platform.ca_file)
+    answer = await exchange(service_b, f"PUT {CREATE_PATH}/task/{uuid.uuid4()} HTTP/1.1\r\n"
+                                       f"Host: localhost\r\nConnection: close\r\n\r\n".encode())
+    assert (answer.status, answer.headers["allow"]) == (405, "DELETE, GET")
+

@@ -95,3 +95,33 @@ def test_an_amqp_heartbeat_out_of_range_names_the_variable(value: str, problem: 
         ApiSettings.from_env({"AMQP_HEARTBEAT_SECONDS": value})
     assert caught.value.variable == "AMQP_HEARTBEAT_SECONDS"
     assert problem in str(caught.value)
+
+
+def test_both_http_servers_read_the_same_http_bounds_with_documented_defaults() -> None:
+    environment = {"HTTP_REQUEST_TIMEOUT_SECONDS": "2.5", "HTTP_REQUEST_DEADLINE_SECONDS": "7",
+                   "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS": "30", "HTTP_MAX_CONNECTIONS": "500"}
+    assert ApiSettings.from_env(environment).http == StubSettings.from_env(environment).http
+    told = ApiSettings.from_env(environment).http
+    assert (told.request_timeout_seconds, told.request_deadline_seconds,
+            told.keep_alive_timeout_seconds, told.max_connections) == (2.5, 7.0, 30.0, 500)
+    default = StubSettings.from_env({}).http
+    assert (default.request_timeout_seconds, default.request_deadline_seconds,
+            default.keep_alive_timeout_seconds, default.max_connections) == (10.0, 10.0, 120.0, 10_000)
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("HTTP_REQUEST_TIMEOUT_SECONDS", "0.1", "must be at least 0.5"),
+    ("HTTP_REQUEST_TIMEOUT_SECONDS", "301", "must be at most 300"),
+    ("HTTP_REQUEST_DEADLINE_SECONDS", "301", "must be at most 300"),
+    ("HTTP_REQUEST_DEADLINE_SECONDS", "5", "must be at least HTTP_REQUEST_TIMEOUT_SECONDS (10.0)"),
+    ("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", "3601", "must be at most 3600"),
+    ("HTTP_MAX_CONNECTIONS", "0", "must be at least 1"),
+    ("HTTP_MAX_CONNECTIONS", "1000001", "must be at most 1000000"),
+    ("HTTP_MAX_CONNECTIONS", "many", "must be an integer"),
+])
+def test_an_http_bound_out_of_range_names_the_variable(variable: str, value: str, problem: str) -> None:
+    for settings in (ApiSettings, StubSettings):
+        with pytest.raises(SettingsError) as caught:
+            settings.from_env({variable: value})
+        assert caught.value.variable == variable
+        assert problem in str(caught.value)

@@ -11,11 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 STUB = ("equipment_stub", REPO / "stub" / "equipment_stub")
 INSTRUMENTATION = ("provisioning.instrumentation", REPO / "platform" / "provisioning" / "instrumentation")
 
-# How a process reads its environment, serves TLS, logs, and exports traces and metrics: none of
-# it answers a request, so none of it can hide a drift in Service A's contract.
+# How a process reads its environment, serves TLS (and bounds its HTTP connections: the
+# protocol and RFC 9110's rules that ``serving`` applies), logs, and exports traces and metrics:
+# none of it answers a request of the contract, so none of it can hide a drift in Service A's.
 PLUMBING_THE_STUB_SHARES = (
     "provisioning.environment", "provisioning.settings", "provisioning.serving", "provisioning.logs",
-    "provisioning.instrumentation",
+    "provisioning.instrumentation", "provisioning.http_protocol", "provisioning.http_rules",
 )
 
 
