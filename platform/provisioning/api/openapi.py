@@ -214,8 +214,9 @@ WAIT = {
 BAD_WAIT = answer_schema("A bad wait; the message says what a wait is", 400)
 LAST_EVENT_ID = {
     "name": "Last-Event-ID", "in": "header", "required": False,
-    "description": "Resume after this event (the id of the last event received)",
-    "schema": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+    "description": "Resume after this event (the id of the last event received); empty is the "
+                   "same as none",
+    "schema": {"type": "string", "pattern": r"^[ \t]*(?:[0-9]{1,20}-[0-9]{1,20})?[ \t]*$"},
 }
 CALLBACK_URL = {
     "type": "string", "format": "uri", "maxLength": 2048,
