@@ -125,3 +125,29 @@ def test_an_http_bound_out_of_range_names_the_variable(variable: str, value: str
             settings.from_env({variable: value})
         assert caught.value.variable == variable
         assert problem in str(caught.value)
+
+
+def test_a_creates_bounds_and_the_json_content_type_come_from_the_environment() -> None:
+    default = ApiSettings.from_env({})
+    assert (default.request_limits.max_timeout_seconds, default.request_limits.max_interfaces,
+            default.request_limits.max_interface_number,
+            default.request_limits.max_credential_length) == (3600, 1024, 2_147_483_647, 256)
+    assert default.require_json_content_type is False
+    settings = ApiSettings.from_env({
+        "API_MAX_TIMEOUT_SECONDS": "60", "API_MAX_INTERFACES": "8",
+        "API_MAX_INTERFACE_NUMBER": "48", "API_MAX_CREDENTIAL_LENGTH": "64",
+        "API_REQUIRE_JSON_CONTENT_TYPE": "true",
+    })
+    assert (settings.request_limits.max_timeout_seconds, settings.request_limits.max_interfaces,
+            settings.request_limits.max_interface_number,
+            settings.request_limits.max_credential_length) == (60, 8, 48, 64)
+    assert settings.require_json_content_type is True
+
+
+@pytest.mark.parametrize("variable", ["API_MAX_TIMEOUT_SECONDS", "API_MAX_INTERFACES",
+                                      "API_MAX_INTERFACE_NUMBER", "API_MAX_CREDENTIAL_LENGTH"])
+def test_a_create_bound_below_one_names_its_variable(variable: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        ApiSettings.from_env({variable: "0"})
+    assert caught.value.variable == variable
+    assert "must be at least 1" in str(caught.value)
