@@ -31,6 +31,8 @@ answers in one place, and ``provisioning.worker.consumer`` turns them into a mes
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 
 class ProvisioningError(Exception):
     """Base of every error this package raises on purpose."""
@@ -161,9 +163,16 @@ class BrokerBlocked(BrokerUnavailable):
     """RabbitMQ blocks this connection's publishing: a memory or disk alarm is in effect
     somewhere in the cluster (``messaging.blocking``). Raised for a publish that was waiting
     for its confirm when the block arrived: it may or may not be queued (it will be once the
-    alarm clears, if the broker had not read it). Service B answers 503 with Retry-After."""
+    alarm clears, if the broker had not read it). Service B answers 503 with Retry-After;
+    ``unblocked`` returns once the connection is unblocked (``held_retry`` retries then rather
+    than after its whole pause)."""
 
     retry_after_seconds = 5
+
+    def __init__(self, message: str, *,
+                 unblocked: Callable[[], Awaitable[None]] | None = None) -> None:
+        super().__init__(message)
+        self.unblocked = unblocked
 
 
 class BrokerBlockedRefused(BrokerBlocked, BrokerNotConnected):

@@ -15,6 +15,8 @@ from aiormq import spec
 from sanic import Request
 
 from provisioning.api.contract import OVERLOADED, error_answer
+from provisioning.backoff import Backoff
+from provisioning.collaborators import InboundDelivery
 from provisioning.errors import (
     BrokerBlocked,
     BrokerBlockedRefused,
@@ -22,6 +24,7 @@ from provisioning.errors import (
     BrokerUnavailable,
     ServiceOverloaded,
 )
+from provisioning.held_retry import retry_while_held
 from provisioning.messaging.blocking import HANDLERS, BlockAwareConnection, Blocking
 from provisioning.messaging.publisher import ConfirmingPublisher
 
@@ -133,3 +136,34 @@ async def test_service_b_answers_a_blocked_broker_with_the_overloaded_503_and_re
 async def test_the_in_flight_limit_keeps_its_own_retry_after() -> None:
     response = await error_answer(cast(Request, None), ServiceOverloaded())
     assert (response.status, response.headers["Retry-After"]) == (503, "1")
+
+
+class HeldDelivery:
+    """Stands for a delivery its handler holds (never settled here)."""
+
+    body = b"{}"
+    message_id = "t1"
+    redelivered = False
+    deliverable = True
+
+    async def ack(self) -> None: ...
+
+    async def requeue(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None: ...
+
+
+async def test_a_result_held_while_blocked_is_published_as_soon_as_the_connection_unblocks() -> None:
+    channel, blocking = StalledChannel(), Blocking()
+    channel.confirmed.set()
+    blocking.block("low on memory")
+    delivery: InboundDelivery = HeldDelivery()
+    held = asyncio.create_task(retry_while_held(
+        delivery, lambda: publisher(channel, blocking).publish("results", b"{}", message_id="t1"),
+        retried=(BrokerUnavailable,), backoff=Backoff(initial_seconds=60, max_seconds=60),
+        what="publishing the result", fields={"task_id": "t1"}))
+    await asyncio.sleep(0.05)
+    assert not held.done() and channel.published == []  # held, not dropped nor given up
+    blocking.unblock()
+    assert await asyncio.wait_for(held, 5) is True  # not after the 60 s pause
+    assert channel.published == ["results"]

@@ -43,6 +43,8 @@ class Blocking:
         self._reason: str | None = None
         self._listener = listener
         self._waits: set[asyncio.Timeout] = set()
+        self._unblocked = asyncio.Event()
+        self._unblocked.set()
 
     @property
     def blocked(self) -> bool:
@@ -56,6 +58,7 @@ class Blocking:
     def block(self, reason: str) -> None:
         """``connection.blocked`` arrived: cut short every wait under ``cut_short``."""
         self._reason = reason or "blocked"
+        self._unblocked.clear()
         if self._waits:
             now = asyncio.get_running_loop().time()
             for wait in self._waits:
@@ -66,8 +69,14 @@ class Blocking:
     def unblock(self) -> None:
         """``connection.unblocked`` arrived (every alarm cleared)."""
         self._reason = None
+        self._unblocked.set()
         if self._listener is not None:
             self._listener(None)
+
+    async def unblocked(self) -> None:
+        """Return once this connection is not blocked (at once if it is not). A connection
+        lost while blocked never unblocks: wait with a timeout."""
+        await self._unblocked.wait()
 
     @contextmanager
     def cut_short(self, wait: asyncio.Timeout) -> Iterator[None]:

@@ -297,7 +297,8 @@ class Broker:
         if connection is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
         if self._blocking.blocked:
-            raise BrokerBlockedRefused(f"RabbitMQ blocks this connection ({self._blocking.reason})")
+            raise BrokerBlockedRefused(f"RabbitMQ blocks this connection ({self._blocking.reason})",
+                                       unblocked=self._blocking.unblocked)
         try:
             return await connection.channel()
         except CONNECTION_ERRORS as error:

@@ -57,7 +57,8 @@ class ConfirmingPublisher:
         pause in its delay queue)."""
         if self._blocking.blocked:
             raise BrokerBlockedRefused(
-                f"RabbitMQ blocks publishing ({self._blocking.reason}): not published to {queue}")
+                f"RabbitMQ blocks publishing ({self._blocking.reason}): not published to {queue}",
+                unblocked=self._blocking.unblocked)
         with publish_span(queue, message_id, len(body)) as trace_headers:
             properties = spec.Basic.Properties(
                 delivery_mode=PERSISTENT,
@@ -81,8 +82,8 @@ class ConfirmingPublisher:
             except CONNECTION_ERRORS as error:
                 if blocked.expired():
                     raise BrokerBlocked(f"RabbitMQ blocked publishing ({self._blocking.reason}) "
-                                        f"while a publish to {queue} waited for its confirm"
-                                        ) from error
+                                        f"while a publish to {queue} waited for its confirm",
+                                        unblocked=self._blocking.unblocked) from error
                 raise BrokerUnavailable(f"publish to {queue} failed: {error!r}") from error
             if not isinstance(confirmation, spec.Basic.Ack):
                 raise BrokerUnavailable(f"publish to {queue} was not confirmed: {confirmation!r}")
