@@ -7,8 +7,9 @@ link for a few seconds, heals it, and checks:
 
 - every task answered 200 reaches a final, correct state (``completed``: the retry budgets here
   outlast every fault), and nothing is lost;
-- Service B answered every create within ``ANSWER_BOUND_SECONDS`` (200, or 500 when it could
-  not store or queue the task; never a hang past it);
+- Service B answered every create within its bound for the link (``Case.answer_bound``: 200,
+  or 500 when it could not store or queue the task; never a hang past it), and a create it
+  answered 500 left no record that reads as running;
 - a stalled AMQP connection is given up within ``DETECTED_WITHIN_SECONDS`` (aiormq's heartbeat
   bound, below), a stalled Redis call within its socket timeout, a stalled Service A call within
   the call timeout, and retried;
@@ -25,10 +26,12 @@ The bounds, at these settings:
   connection that has received no frame for more than 3 (h + 1) s. So a connection whose peer
   went silent is dropped within 3 (h + 1) + max(1, h // 2) s of the last frame it received:
   10 s for h = 2 (the RabbitMQ server gives up on a silent client after about 2 h itself).
-- *A create*: the store's command waits at most ``REDIS_TIMEOUT_SECONDS`` for a pooled
-  connection, then each of its 1 + ``COMMAND_RETRIES`` attempts at most a connect's reads and the
-  command's read (2 x ``REDIS_TIMEOUT_SECONDS``); the publish waits ``PUBLISH_TIMEOUT_SECONDS``
-  for its confirm; a publish whose fate is unknown is followed by the tombstone's store call.
+- *A create*, Service B's link to Redis broken: the store's command waits at most
+  ``REDIS_TIMEOUT_SECONDS`` for a pooled connection, then each of its 1 + ``COMMAND_RETRIES``
+  attempts at most a connect's reads and the command's read (2 x ``REDIS_TIMEOUT_SECONDS``):
+  7 s here. Its link to RabbitMQ broken: the publish waits ``PUBLISH_TIMEOUT_SECONDS`` for its
+  confirm, and Redis (healthy) adds a second at most: 3 s. The worker pool's links broken: a
+  create is not concerned, 1 s. Each bound is checked with ``MARGIN_SECONDS`` on top.
 
 The matrix of every link and every toxic is behind the ``network_matrix`` marker
 (``pytest tests/faults/test_network_faults.py -m network_matrix``); the most telling cases,
@@ -75,7 +78,7 @@ NETWORK_SETTINGS = {
 }
 DETECTED_WITHIN_SECONDS = 3 * (HEARTBEAT_SECONDS + 1) + max(1, HEARTBEAT_SECONDS // 2)
 STORE_CALL_SECONDS = REDIS_TIMEOUT_SECONDS + (1 + COMMAND_RETRIES) * 2 * REDIS_TIMEOUT_SECONDS
-ANSWER_BOUND_SECONDS = 2 * STORE_CALL_SECONDS + PUBLISH_TIMEOUT_SECONDS
+HEALTHY_CALLS_SECONDS = 1.0  # what a create's calls to a healthy server take at most here
 MARGIN_SECONDS = 3.0  # a busy two-core machine's scheduling, on every bound
 
 LOAD_PER_SECOND = 8
@@ -84,6 +87,7 @@ STALL_SECONDS = 4.0
 AMQP_STALL_SECONDS = DETECTED_WITHIN_SECONDS + 1.0  # longer than the detection bound
 BRIEF_SECONDS = 3.0  # resets, refusals, latency and bandwidth
 WHOLE_WITHIN_SECONDS = 60.0
+RETRIES = "provisioning_service_a_retries_total"
 SETTLE_SECONDS = 60.0
 
 
@@ -156,6 +160,21 @@ IN_CI = {
 }
 
 
+# Bugs these cases found, outside the test's files (see the lead's notes); a case passes once
+# its bug is fixed: then strict ones fail as XPASS, to be taken off this list.
+RENEWAL = ("Broker._renew_publisher opens a channel without a timeout on the stalled "
+           "connection: every create waits for it until the heartbeat gives the connection up "
+           "(past PUBLISH_TIMEOUT_SECONDS), and the renewing one ends in aiormq's CancelledError "
+           "(Sanic's own 500 body, the record left pending)")
+KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {  # (link, toxic) -> (reason, strict)
+    ("api-rabbitmq", "stall"): (RENEWAL, True),
+    ("api-rabbitmq", "stall_downstream"): (RENEWAL, False),
+    ("api-rabbitmq", "stall_upstream"): (
+        "creates answered 500 leave pending records: their tombstone fails with StoreUnavailable "
+        "(Redis healthy; routes._tombstone does not log the error)", False),
+}
+
+
 @dataclass(frozen=True)
 class Case:
     link: str
@@ -170,6 +189,15 @@ class Case:
         return self.link.endswith("rabbitmq")
 
     @property
+    def answer_bound(self) -> float:
+        """The longest a create may wait for its answer while this link is broken."""
+        if self.link == "api-redis":
+            return STORE_CALL_SECONDS
+        if self.link == "api-rabbitmq":
+            return PUBLISH_TIMEOUT_SECONDS + HEALTHY_CALLS_SECONDS
+        return HEALTHY_CALLS_SECONDS
+
+    @property
     def seconds(self) -> float:
         if self.toxic.stalls:
             return AMQP_STALL_SECONDS if self.amqp else STALL_SECONDS
@@ -180,7 +208,12 @@ def cases() -> list[object]:
     found: list[object] = []
     for link in LINKS:
         for toxic in TOXICS:
-            marks = () if (link, toxic.name) in IN_CI else (pytest.mark.network_matrix,)
+            marks: list[pytest.MarkDecorator] = []
+            if (link, toxic.name) not in IN_CI:
+                marks.append(pytest.mark.network_matrix)
+            if (link, toxic.name) in KNOWN_BUGS:
+                reason, strict = KNOWN_BUGS[link, toxic.name]
+                marks.append(pytest.mark.xfail(reason=reason, strict=strict))
             found.append(pytest.param(Case(link, toxic), id=f"{link}-{toxic.name}", marks=marks))
     return found
 
@@ -206,7 +239,7 @@ class TimedLoad:
             except TimeoutError:
                 pass
         if pending:
-            await asyncio.wait(pending, timeout=ANSWER_BOUND_SECONDS * 3)
+            await asyncio.wait(pending, timeout=WHOLE_WITHIN_SECONDS)
 
     async def _one(self) -> None:
         sent = time.monotonic()
@@ -303,6 +336,7 @@ async def test_tasks_survive_a_network_fault_between_two_services(
     proxy = network[case.link]
     before = (proxy.stats.resets, proxy.stats.connections)
     known_before = set(await platform.task_records())  # the earlier cases' tasks
+    retries_before = await platform.counter("worker", RETRIES)
     load = TimedLoad(platform.client, ledger)
     stop = asyncio.Event()
     running = asyncio.create_task(load.run(stop))
@@ -327,11 +361,13 @@ async def test_tasks_survive_a_network_fault_between_two_services(
                        if task not in known_before}
     ledger.note(
         link=case.link, toxic=case.toxic.name, fault_seconds=round(case.seconds, 1),
+        answer_bound_seconds=case.answer_bound,
         worst_answer_during_fault_seconds=round(load.worst(faulted, healed), 2),
         worst_answer_seconds=round(load.worst(0, healed), 2),
         recovery_seconds=round(recovery, 2), all_final_seconds=round(settled, 2),
         heartbeat_detection_seconds=None if detected is None else round(detected, 2),
         refused_creates_left_a_record=len(refused_records),
+        service_a_retries=int(await platform.counter("worker", RETRIES) - retries_before),
         proxy_resets=proxy.stats.resets - before[0],
         proxy_connections=proxy.stats.connections - before[1],
     )
@@ -342,9 +378,11 @@ async def test_tasks_survive_a_network_fault_between_two_services(
     assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
     assert set(refused_records.values()) <= {("failed", "not_queued")}, \
         f"a create answered 500 left a record that reads as running: {refused_records}"
-    assert load.worst(0, healed) <= ANSWER_BOUND_SECONDS + MARGIN_SECONDS
+    assert load.worst(0, healed) <= case.answer_bound + MARGIN_SECONDS
     if case.amqp and case.toxic.stalls:
         assert detected is not None, "the stalled AMQP connection was never given up"
         assert detected <= DETECTED_WITHIN_SECONDS + MARGIN_SECONDS
+    if case.link == "worker-stub" and case.toxic.stalls:
+        assert ledger.notes["service_a_retries"] > 0, "no stalled call was given up and retried"
     if case.toxic.name == "latency":
         assert ledger.refused == 0, "latency below every timeout cost an answer"
