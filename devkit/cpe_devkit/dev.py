@@ -36,6 +36,7 @@ def banner(stack: Stack) -> str:
         f"  worker pool      {workers.processes} processes\n"
         f"  CA certificate   {stack.ca_file.resolve()}\n"
         f"try: curl --cacert {stack.ca_file} -X POST {stack.api_url}/api/v1/equipment/cpe/ABC123 "
+        "-H 'Content-Type: application/json' "
         "-d '{\"timeoutInSeconds\":14,\"parameters\":{\"username\":\"admin\","
         "\"password\":\"admin\",\"interfaces\":[1,2]}}'\n"
     )

@@ -81,5 +81,13 @@ def parse_notice(payload: str) -> tuple[str, str] | None:
     return (task_id, kind) if task_id and kind else None
 
 
+MAX_EVENT_ID_PART = 2**64 - 1  # both parts of a Redis stream id are unsigned 64-bit integers
+
+
 def is_event_id(text: str) -> bool:
-    return EVENT_ID.fullmatch(text) is not None
+    """A stream id Redis can read after (an exclusive start): each part a 64-bit unsigned
+    integer, and not the very last id, after which Redis refuses to read."""
+    if EVENT_ID.fullmatch(text) is None:
+        return False
+    parts = tuple(int(part) for part in text.split("-"))
+    return max(parts) <= MAX_EVENT_ID_PART and parts != (MAX_EVENT_ID_PART, MAX_EVENT_ID_PART)

@@ -158,7 +158,11 @@ async def create_one(stack: Stack) -> str:
         return str(created["taskId"])
 
 
-@pytest.mark.parametrize("last_event_id", ["soon", "1-2-3", "-1", "1" * 30 + "-0"])
+@pytest.mark.parametrize("last_event_id", [
+    "soon", "1-2-3", "-1", "1" * 30 + "-0",
+    f"{2**64}-0",  # a part past Redis's 64 bits
+    f"{2**64 - 1}-{2**64 - 1}",  # the very last id, after which Redis reads nothing
+])
 def test_a_malformed_last_event_id_is_a_400(idle_platform: Stack, last_event_id: str) -> None:
     task_id = asyncio.run(create_one(idle_platform))
     with open_stream(idle_platform, task_id, last_event_id) as response:

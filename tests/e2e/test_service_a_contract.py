@@ -72,8 +72,10 @@ async def service_a(stub: Stack) -> AsyncIterator[ServiceAClient]:
     accepted_by_service_b(vlan=1, interfaces=[1]),
     accepted_by_service_b(vlan=4094, interfaces=list(range(1, 49))),
     accepted_by_service_b(comment="unknown fields are ignored and not forwarded"),
+    accepted_by_service_b(interfaces=[2_147_483_647] * 1024,
+                          username="u" * 256, password="p" * 256),
 ], ids=["readme-example", "no-vlan", "lowest-vlan-one-interface", "highest-vlan-48-interfaces",
-        "unknown-field"])
+        "unknown-field", "every-default-bound-at-its-maximum"])
 async def test_every_request_service_b_accepts_is_configured_by_the_stub(
     service_a: ServiceAClient, request_: ProvisioningRequest
 ) -> None:
@@ -81,8 +83,18 @@ async def test_every_request_service_b_accepts_is_configured_by_the_stub(
 
 
 def test_the_stub_documents_the_request_body_that_service_b_documents() -> None:
+    """The same fields, types and rules. Service B's upper bounds (``API_MAX_*``) are its own
+    settings: the stub, as a Service A would, takes any body a Service B sends, however they
+    are set (the stub's own, larger limits are its tests')."""
     service_b = copy.deepcopy(PROVISIONING_REQUEST)
     service_b.pop("example")
+    timeout = service_b["properties"]["timeoutInSeconds"]
+    del timeout["maximum"], timeout["description"]
+    parameters = service_b["properties"]["parameters"]["properties"]
+    for name in ("username", "password"):
+        del parameters[name]["maxLength"]
+    interfaces = parameters["interfaces"]
+    del interfaces["maxItems"], interfaces["description"], interfaces["items"]["maximum"]
     assert CONFIGURATION_REQUEST == service_b
 
 

@@ -39,7 +39,7 @@ KEEPALIVE = ": keep-alive\n\n"
 
 def last_event_id(request: ServiceRequest) -> str | None:
     """The ``Last-Event-ID`` a reconnecting client sends; None when absent or empty."""
-    value = str(request.headers.get("last-event-id", "")).strip()
+    value = str(request.headers.get("last-event-id", "")).strip(" \t")
     if not value:
         return None
     if not is_event_id(value):
