@@ -332,6 +332,43 @@ async def test_a_request_body_trickling_in_is_answered_408_at_the_deadline(serve
     print(f"{server.name}: slow body cut after {after:.2f}s (deadline {DEADLINE}s)")
 
 
+async def test_a_handler_working_past_the_deadline_and_the_next_request_are_not_cut(
+        platform: Stack) -> None:
+    """The deadline bounds receiving a request, not answering it; each request of a kept-alive
+    connection has a deadline of its own."""
+    service_b = service_b_of(platform)
+    created = await exchange(service_b, create_request(connection="close"))
+    task_id = created.json()["taskId"]
+    reader, writer = await connect(service_b)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait = DEADLINE + 2 * REQUEST_TIMEOUT
+        writer.write(f"GET {CREATE_PATH}/task/{task_id}?wait={wait} HTTP/1.1\r\n"
+                     f"Host: localhost\r\n\r\n".encode())
+        polled = parse(await asyncio.wait_for(read_answer(reader), wait + MARGIN))
+        assert (polled.status, polled.json()["code"]) == (200, 204)  # still running, not 408
+        assert loop.time() - started >= DEADLINE
+        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert parse(await asyncio.wait_for(read_answer(reader), MARGIN)).status == 200
+    finally:
+        await close(writer)
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """One answer with a Content-Length, on a connection kept alive."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = parse(head).headers["content-length"]
+    return head + await reader.readexactly(int(length))
+
+
+def service_b_of(platform: Stack) -> Server:
+    assert platform.log_dir is not None
+    return Server("api", int(platform.environment["API_PORT"]),
+                  int(platform.environment["API_METRICS_PORT"]),
+                  platform.log_dir / "api.log", platform.ca_file)
+
+
 async def test_connections_past_the_cap_are_refused_503_with_retry_after_until_some_close(
         server: Server) -> None:
     await eventually(lambda: sample_total(server.samples(), "http_server_open_connections") == 0,
@@ -402,11 +439,7 @@ async def test_a_405_names_the_allowed_methods(server: Server, method: str) -> N
 
 
 async def test_a_405_on_a_path_two_handlers_share_names_both_methods(platform: Stack) -> None:
-    assert platform.log_dir is not None
-    service_b = Server("api", int(platform.environment["API_PORT"]),
-                       int(platform.environment["API_METRICS_PORT"]),
-                       platform.log_dir / "api.log", platform.ca_file)
-    answer = await exchange(service_b, f"PUT {CREATE_PATH}/task/{uuid.uuid4()} HTTP/1.1\r\n"
+    answer = await exchange(service_b_of(platform), f"PUT {CREATE_PATH}/task/{uuid.uuid4()} HTTP/1.1\r\n"
                                        f"Host: localhost\r\nConnection: close\r\n\r\n".encode())
     assert (answer.status, answer.headers["allow"]) == (405, "DELETE, GET")
 
