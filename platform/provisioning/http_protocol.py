@@ -16,8 +16,8 @@ Sanic 25 has no such bounds of its own, and a client controls every byte it send
   ``Connection: close`` and closed (or closed after ``REFUSAL_GRACE_SECONDS`` if it sends
   nothing): a client learns the server is full and when to retry, where a connection closed at
   accept would look like a crash, and the refused connection is never read past one TLS record
-  nor held. Connections still in their TLS handshake are not counted (Sanic does not let us
-  bound it: uvloop's default, 60 s, applies).
+  nor held. Connections still in their TLS handshake are not counted: ``serving`` gives the
+  handshake the request deadline too (uvloop's default is 60 s).
 - **A request line Sanic cannot make a URL of** (``GET health``, a tab in the path,
   ``CONNECT host:port``): Sanic's error path builds its placeholder request from the same URL,
   fails again, drops the connection without an answer and logs a traceback at error level.

@@ -60,6 +60,11 @@ def serve_https(
         protocol=BoundedHttpProtocol,
         single_process=single,
     )
+    # A connection is counted (HTTP_MAX_CONNECTIONS) once its TLS handshake is done: the
+    # handshake gets the request deadline (uvloop's default is 60 s). prepare() takes no server
+    # arguments; the settings it records are what every worker's create_server is given.
+    app.state.server_info[-1].settings["asyncio_server_kwargs"] = {
+        "ssl_handshake_timeout": http.request_deadline_seconds}
     if single:
         Sanic.serve_single(primary=app)
     else:

@@ -443,3 +443,15 @@ async def test_a_405_on_a_path_two_handlers_share_names_both_methods(platform: S
                                        f"Host: localhost\r\nConnection: close\r\n\r\n".encode())
     assert (answer.status, answer.headers["allow"]) == (405, "DELETE, GET")
 
+
+
+async def test_a_connection_that_never_starts_its_tls_handshake_is_closed_at_the_deadline(
+        server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)  # plain TCP
+    started = asyncio.get_running_loop().time()
+    try:
+        assert await asyncio.wait_for(read_to_close(reader), DEADLINE + MARGIN) == b""
+    finally:
+        await close(writer)
+    print(f"{server.name}: a silent TCP connection closed after "
+          f"{asyncio.get_running_loop().time() - started:.2f}s (deadline {DEADLINE}s)")
