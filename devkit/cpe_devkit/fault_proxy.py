@@ -218,6 +218,11 @@ class FaultProxy:
         self._handlers.add(handler)
         try:
             await self._serve(client_reader, client_writer)
+        except asyncio.CancelledError:
+            # Cancelled by ``close``: end normally, as asyncio's stream callback asks a finished
+            # handler for its exception and would log a cancelled one's as an error.
+            if not self._closed:
+                raise
         finally:
             self._handlers.discard(handler)
 

@@ -267,3 +267,17 @@ async def test_a_toxic_out_of_range_is_refused() -> None:
         proxy.limit_bandwidth(0)
     with pytest.raises(ValueError, match="after_bytes"):
         proxy.reset(-1)
+
+
+async def test_closing_the_proxy_ends_even_stalled_connections(echo: Upstream) -> None:
+    assert echo.server is not None
+    proxy = FaultProxy("127.0.0.1", echo.server.sockets[0].getsockname()[1])
+    await proxy.start()
+    reader, writer = await connect(proxy)
+    proxy.stall()
+    writer.write(b"held")
+    await asyncio.sleep(0.1)
+    await proxy.close()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert (proxy.stats.open, proxy.listening) == (0, False)
+    writer.close()
