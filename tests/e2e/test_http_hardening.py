@@ -408,6 +408,15 @@ async def test_a_malformed_request_line_is_answered_400_without_an_error_logged(
     assert server.errors_logged_since(offset) == []
 
 
+async def test_a_request_head_over_8_kib_is_answered_413_without_an_error_logged(server: Server) -> None:
+    offset = server.log_size()
+    head = b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + b"X-Filler: " + b"f" * 8200 + b"\r\n\r\n"
+    answer = await exchange(server, head)
+    assert (answer.status, answer.json()) == (413, {"code": 413,
+                                                    "message": "Request header exceeds the size limit"})
+    assert server.errors_logged_since(offset) == []
+
+
 @pytest.mark.parametrize("framing", [b"Content-Length: 5\r\n\r\nhello",
                                      b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])
 async def test_a_get_with_a_body_is_answered_400(server: Server, framing: bytes) -> None:
