@@ -7,8 +7,9 @@ run; /health stays 200 naming the block; the ``provisioning_amqp_blocked`` gauge
 that finish a task meanwhile hold its result (the task stays unacked) and publish it once the
 alarm clears. Nothing accepted is lost and creates are accepted again once the alarm clears.
 Per case the test prints (and writes to ``reports/faults/``): tasks sent, accepted, completed,
-failed, lost, the worst create answer time during the alarm, the recovery time (from the
-restored limit to the first create accepted) and how long the held results took to be final.
+failed, lost, the worst create answer time during the alarm, the recovery time (from RabbitMQ
+unblocking Service B's connection, as its log says, to the first create accepted again) and the
+time from the workers' unblock until every task accepted before it is final (the held results).
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ Answer = tuple[float, int, dict[str, object], str | None]  # seconds, status, bo
 class AlarmLoad:
     """Creates at a steady pace, each timed and filed by when it was sent: ``before`` the
     alarm; at its ``onset`` (the limit changed, the alarm not yet seen by ``rabbitmqctl``);
-    ``during`` it (surely in effect); at its ``offset`` (the default limit back, the alarm not
-    yet seen gone); ``after``. Accepted ones go to the ledger."""
+    ``during`` it (surely in effect); at its ``offset`` (the default limit being put back, the
+    alarm not    yet seen gone); ``after``. Accepted ones go to the ledger."""
 
     platform: FaultPlatform
     ledger: Ledger
     marks: dict[str, float] = field(default_factory=dict)  # phase -> monotonic start
     answered: dict[str, list[Answer]] = field(default_factory=dict)
-    first_accepted_after_restore: float | None = None
+    accepted_at: list[float] = field(default_factory=list)  # time.time() of each 200
 
     async def create(self) -> None:
         session = self.platform.client.session
@@ -70,10 +71,7 @@ class AlarmLoad:
         self.answered.setdefault(self.phase(sent), []).append((took, status, answer, retry_after))
         if status == 200:
             self.ledger.accepted[answer["taskId"]] = equipment_id
-            restored = self.marks.get("offset")
-            if (restored is not None and sent >= restored
-                    and self.first_accepted_after_restore is None):
-                self.first_accepted_after_restore = time.monotonic()
+            self.accepted_at.append(time.time())
 
     def mark(self, phase: str) -> None:
         self.marks[phase] = time.monotonic()
@@ -106,17 +104,27 @@ class AlarmLoad:
             await asyncio.wait(pending, timeout=30)
 
 
-async def seconds_until_final(platform: FaultPlatform, task_ids: list[str], timeout: float
-                              ) -> float | None:
-    """How long until every one of the tasks is final (polled every 0.1 s); None past
-    ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
+async def final_at(platform: FaultPlatform, task_ids: list[str], timeout: float) -> float | None:
+    """When (``time.time()``) every one of the tasks was seen final, polled every 0.1 s; None
+    past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         statuses = await platform.statuses(task_ids)
         if all(status in {"completed", "failed"} for status in statuses.values()):
-            return time.monotonic() - started
+            return time.time()
         await asyncio.sleep(0.1)
     return None
+
+
+def unblocked_at(platform: FaultPlatform, component: str) -> float | None:
+    """When (``time.time()``) the component's last process logged that RabbitMQ unblocked it."""
+    times = [float(entry["ts"]) for entry in platform.log_entries(component)
+             if str(entry.get("message", "")).endswith("unblocked publishing")]
+    return max(times, default=None)
+
+
+def since(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 2)
 
 
 def worker_health(platform: FaultPlatform, index: int) -> dict[str, object]:
@@ -147,6 +155,8 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
         load.mark("during")
         await asyncio.sleep(ALARM_SECONDS / 2)
         health_during = await platform.health()
+        some_task = next(iter(accepted_before))
+        read_during = await platform.client.status(ledger.accepted[some_task], some_task)
         workers_during = [worker_health(platform, index)
                           for index in range(int(platform.environment["WORKER_PROCESSES"]))]
         blocked_gauge_api = await platform.counter("api", "provisioning_amqp_blocked")
@@ -155,12 +165,11 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
         statuses_mid = await platform.statuses(list(accepted_before))
         await asyncio.sleep(ALARM_SECONDS / 2)
         statuses_late = await platform.statuses(list(accepted_before))
+        load.mark("offset")  # before the command: the alarm may clear before it returns
+        held_final = asyncio.create_task(  # every task accepted so far, the held ones among them
+            final_at(platform, list(ledger.accepted), timeout=30))
         await asyncio.to_thread(rabbit.restore_alarm_limit, resource)
-        load.mark("offset")
         cleared = True
-        # Every task accepted so far, those whose results were held among them.
-        held_final = asyncio.create_task(
-            seconds_until_final(platform, list(ledger.accepted), timeout=30))
         await asyncio.to_thread(rabbit.wait_alarm, resource, False)
         load.mark("after")
         await asyncio.sleep(AFTER_SECONDS)
@@ -171,26 +180,26 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
             await asyncio.to_thread(rabbit.clear_alarm, resource)
 
     await ledger.settle(platform.statuses, timeout=60)
-    restored = load.marks["offset"]
     held_results_final = await held_final
+    api_unblocked, workers_unblocked = unblocked_at(platform, "api"), unblocked_at(platform, "worker")
     answers = await ledger.answers(platform.client)
     records = await task_records(platform)
     depths = await platform.wait_queues_empty(timeout=20, dead_letters=False)
     blocked_after = await platform.counter("api", "provisioning_amqp_blocked")
     fault = load.of("onset", "during", "offset")
     worst_during = max((took for took, *_ in fault), default=0.0)
-    recovery = (None if load.first_accepted_after_restore is None
-                else round(load.first_accepted_after_restore - restored, 2))
+    recovery = since(api_unblocked, min((at for at in load.accepted_at
+                                         if api_unblocked is not None and at > api_unblocked),
+                                        default=None))
     ledger.note(
         alarm=resource,
         answers_by_phase=load.counted(),
         refused_503=sum(1 for _, status, *_ in fault if status == 503),
         worst_answer_seconds_during_alarm=round(worst_during, 3),
         recovery_seconds=recovery,
-        # From the restored limit until every task accepted before it is final: the held
-        # results published, and the tasks still calling Service A at the restore finished.
-        accepted_before_restore_final_seconds=(None if held_results_final is None
-                                               else round(held_results_final, 2)),
+        # From the workers' unblock until every task accepted before the restore is final: the
+        # held results published, and the tasks still calling Service A then finished.
+        held_results_final_seconds=since(workers_unblocked, held_results_final),
         tasks_held_unacked_during_alarm=held_during,
         health_during_alarm=health_during,
         worker_health_during_alarm=workers_during,
@@ -199,7 +208,7 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
     print(f"\n{resource} alarm: sent {figures['sent']}, accepted {figures['accepted']}, "
           f"completed {figures['completed']}, failed {figures['failed']}, lost {figures['lost']}, "
           f"worst answer during the alarm {worst_during:.3f} s, recovery {recovery} s "
-          f"(held results final {ledger.notes['accepted_before_restore_final_seconds']} s)")
+          f"(held results final {ledger.notes['held_results_final_seconds']} s after the workers' unblock)")
 
     # During the alarm: every create answered 503 with Retry-After, at once, but one whose
     # publish, cut short in flight by the block, a worker took all the same (it runs and
@@ -218,6 +227,7 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
     assert worst_during < PUBLISH_TIMEOUT_SECONDS / 4, "a create waited for a confirm"
     status, body = health_during
     assert status == 200 and body["rabbitmq"] is True
+    assert read_during[0] == 200, "a status read failed during the alarm"  # Redis only
     assert body["rabbitmqBlocked"] == f"low on {resource}"
     assert blocked_gauge_api >= 1 and blocked_after == 0
     # Workers hold the results of the tasks they finished: unacked, not final, until it clears.
@@ -230,7 +240,9 @@ async def test_a_resource_alarm_answers_503_at_once_holds_results_and_loses_noth
     assert not finished_during, "a result got through while the broker was blocked"
 
     # After: accepted again, everything accepted finishes, refused creates left nothing to run.
+    assert api_unblocked is not None and workers_unblocked is not None
     assert recovery is not None, "no create was accepted after the alarm cleared"
+    assert held_results_final is not None, "tasks accepted before the alarm cleared never finished"
     assert ledger.unanswered == 0
     assert ledger.lost == {}
     assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
