@@ -17,7 +17,7 @@ from .answers import INTERNAL_ERROR, SUCCESS, InvalidBody, UnknownEquipment, ans
 from .behaviour import Answer, behaviour_to_document
 from .control import BehaviourControl
 from .limits import MAX_SECONDS
-from .metrics import INVALID, CallsInProgress, StubMetrics
+from .metrics import ABANDONED, INVALID, CallsInProgress, StubMetrics
 from .openapi import openapi_document
 from .request_body import check_configuration, check_equipment_id, decode_json
 from .settings import StubSettings
@@ -79,6 +79,9 @@ def create_app(settings: StubSettings | None = None) -> StubApp:
         try:
             outcome = await _answer(request, equipment_id)
             kind = outcome.name.lower()
+        except asyncio.CancelledError:
+            kind = ABANDONED
+            raise
         finally:
             metrics.in_progress.dec()
             metrics.answers.labels(answer=kind).inc()

@@ -19,7 +19,8 @@ from .behaviour import Answer
 # Its answers take as long as its configured delay, 60 s by default: the buckets sit around it.
 ANSWER_BUCKETS = (0.05, 0.1, 0.5, 1, 5, 10, 30, 45, 55, 60, 61, 62, 65, 70, 90, 120)
 INVALID = "invalid"  # refused at once: a malformed id or body
-ANSWER_KINDS = (*(answer.name.lower() for answer in Answer), INVALID)
+ABANDONED = "abandoned"  # the client hung up before its answer (a killed worker, a timeout)
+ANSWER_KINDS = (*(answer.name.lower() for answer in Answer), INVALID, ABANDONED)
 
 
 class StubMetrics(ProcessMetrics):

@@ -39,6 +39,7 @@ MARGIN = 6.0
 POLL_SECONDS = 0.1
 CREATE_PATH = "/api/v1/equipment/cpe/HARDENED01"
 REQUESTS = "http_server_requests_total"
+STUB_ANSWERS = "equipment_stub_answers_total"
 OVERLOADED = {"code": 503, "message": "Service is overloaded, retry later"}
 TIMED_OUT = {"code": 408, "message": "Request Timeout"}
 
@@ -237,10 +238,13 @@ async def test_a_client_hanging_up_while_its_answer_is_worked_on_is_counted_499(
         request = (f"GET {CREATE_PATH}/task/{task_id}?wait=20 HTTP/1.1\r\n"
                    f"Host: localhost\r\n\r\n").encode()
     before, errors = server.requests(status="499"), server.server_errors()
+    abandoned = sample_total(server.samples(), STUB_ANSWERS, {"answer": "abandoned"})
     await hang_up_after(server, request, pause=1.0)
     await eventually(lambda: server.requests(status="499") == before + 1,
                      "the hang-up counted as 499")
     assert server.server_errors() == errors
+    if server.name == "stub":  # and as an abandoned call among its answers, not as invalid
+        assert sample_total(server.samples(), STUB_ANSWERS, {"answer": "abandoned"}) == abandoned + 1
 
 
 # -- finding 2: bounded labels, no unknown method recorded ----------------------------------
