@@ -54,8 +54,9 @@ TOO_LARGE = answer_schema("Body larger than API_MAX_BODY_BYTES", 413)
 NOT_JSON = answer_schema("API_REQUIRE_JSON_CONTENT_TYPE: the request's Content-Type is not "
                          "application/json (parameters such as charset allowed)", 415,
                          UnsupportedMediaType.message)
-OVERLOADED = {**answer_schema("At the in-flight limit; retry after Retry-After seconds", 503,
-                        contract.OVERLOADED),
+OVERLOADED = {**answer_schema("At the in-flight limit, or (creates) RabbitMQ blocks publishing "
+                              "(a memory or disk alarm); retry after Retry-After seconds", 503,
+                              contract.OVERLOADED),
               "headers": {"Retry-After": {"schema": {"type": "string"}}}}
 UNAUTHORIZED = answer_schema("Missing or wrong bearer token (only when API_TOKENS is set)", 401,
                        "Unauthorized")
