@@ -23,7 +23,8 @@ Two kinds of client, each opened once per process (in its start hook) and closed
   ``SentinelConnectionPool`` does not block, so with Sentinel the pool is
   ``BlockingSentinelConnectionPool``, which has both behaviours. Each command that meets a dead
   pooled connection is retried (``COMMAND_RETRIES``, short backoff) on a new one; during a
-  failover that new one fails too, and the caller sees ``StoreUnavailable``.
+  failover that new one fails too, and the caller sees ``StoreUnavailable``. A dead connection is
+  one that raises ``RETRIED_ERRORS`` (uvloop's closed-transport ``RuntimeError`` included).
 - ``subscriber_client``: a client of its own for a pub/sub subscription (``api.waiters``), no
   command retry (a lost subscription must reach its listener), named in ``CLIENT LIST``. Its
   subscriptions are ``WatchedPubSub``: redis-py pings an idle subscription but never waits for
@@ -69,6 +70,12 @@ from .settings import RedisSettings
 # redis-py's own retry re-runs one command that met a dead pooled connection, at once.
 COMMAND_RETRY = Backoff(initial_seconds=0.05, max_seconds=0.5)
 COMMAND_RETRIES = 2
+# What a command on a dead pooled connection raises: redis-py's ConnectionError and TimeoutError,
+# and, under uvloop (Sanic's loop: Service B's), RuntimeError "unable to perform operation on
+# <TCPTransport closed=True>": uvloop refuses a write to a transport that the peer reset while the
+# connection sat idle in the pool (asyncio's own loop drops the write; the read then fails). The
+# retry closes the connection and runs the command again on a new one.
+RETRIED_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, RuntimeError)
 HEALTH_CHECK_SECONDS = 30  # an idle pooled connection is pinged before use after this long
 
 
@@ -167,7 +174,8 @@ def store_client(settings: RedisSettings) -> RedisClient:
         "socket_timeout": settings.socket_timeout_seconds,
         "socket_connect_timeout": settings.socket_timeout_seconds,
         "health_check_interval": HEALTH_CHECK_SECONDS,
-        "retry": Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES),
+        "retry": Retry(RedisBackoff(COMMAND_RETRY), retries=COMMAND_RETRIES,
+                       supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
     }
     if settings.cluster:
         del options["timeout"]
