@@ -169,9 +169,9 @@ RENEWAL = ("Broker._renew_publisher opens a channel without a timeout on the sta
 KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {  # (link, toxic) -> (reason, strict)
     ("api-rabbitmq", "stall"): (RENEWAL, True),
     ("api-rabbitmq", "stall_downstream"): (RENEWAL, False),
-    ("api-rabbitmq", "stall_upstream"): (
-        "creates answered 500 leave pending records: their tombstone fails with StoreUnavailable "
-        "(Redis healthy; routes._tombstone does not log the error)", False),
+    # Within the bound's margin only: the renewal waits for RabbitMQ to give up the silent
+    # client (about 2 heartbeats), 4.8 to 5.3 s here, past the 3 s bound.
+    ("api-rabbitmq", "stall_upstream"): (RENEWAL, False),
 }
 
 
