@@ -120,6 +120,10 @@ class BrokerSettings:
     # AMQP_HEARTBEAT_SECONDS: the heartbeat timeout every connection asks for (``from_env`` puts
     # it in each URL's query, where aiormq reads it; see ``with_heartbeat``).
     heartbeat_seconds: int = DEFAULT_AMQP_HEARTBEAT_SECONDS
+    # AMQP_CONNECT_TIMEOUT_SECONDS: a connection attempt (TCP, TLS, the AMQP handshake, the
+    # queue declarations, the channels) that has not finished by then is given up and the next
+    # address tried; aiormq's own handshake has no bound, so a silent network would hold it.
+    connect_timeout_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Environment) -> BrokerSettings:
@@ -151,6 +155,7 @@ class BrokerSettings:
             urls=urls,
             quorum_initial_group_size=env.integer("QUORUM_INITIAL_GROUP_SIZE", 3, minimum=1),
             heartbeat_seconds=heartbeat,
+            connect_timeout_seconds=env.number("AMQP_CONNECT_TIMEOUT_SECONDS", 15.0, minimum=1.0),
         )
 
     def __post_init__(self) -> None:

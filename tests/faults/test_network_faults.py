@@ -160,21 +160,6 @@ IN_CI = {
 }
 
 
-# Bugs these cases found, outside the test's files (see the lead's notes); a case passes once
-# its bug is fixed: then strict ones fail as XPASS, to be taken off this list.
-RENEWAL = ("Broker._renew_publisher opens a channel without a timeout on the stalled "
-           "connection: every create waits for it until the heartbeat gives the connection up "
-           "(past PUBLISH_TIMEOUT_SECONDS), and the renewing one ends in aiormq's CancelledError "
-           "(Sanic's own 500 body, the record left pending)")
-KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {  # (link, toxic) -> (reason, strict)
-    ("api-rabbitmq", "stall"): (RENEWAL, True),
-    ("api-rabbitmq", "stall_downstream"): (RENEWAL, False),
-    # Within the bound's margin only: the renewal waits for RabbitMQ to give up the silent
-    # client (about 2 heartbeats), 4.8 to 5.3 s here, past the 3 s bound.
-    ("api-rabbitmq", "stall_upstream"): (RENEWAL, False),
-}
-
-
 @dataclass(frozen=True)
 class Case:
     link: str
@@ -211,9 +196,6 @@ def cases() -> list[object]:
             marks: list[pytest.MarkDecorator] = []
             if (link, toxic.name) not in IN_CI:
                 marks.append(pytest.mark.network_matrix)
-            if (link, toxic.name) in KNOWN_BUGS:
-                reason, strict = KNOWN_BUGS[link, toxic.name]
-                marks.append(pytest.mark.xfail(reason=reason, strict=strict))
             found.append(pytest.param(Case(link, toxic), id=f"{link}-{toxic.name}", marks=marks))
     return found
 

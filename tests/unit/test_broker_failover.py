@@ -4,6 +4,7 @@ supervisor that follows it, driven by a fake connector typed as the real one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -99,6 +100,37 @@ async def test_the_supervisor_walks_its_shuffled_list_round_and_round() -> None:
         await broker.close()
     assert connector.asked[:7] == (order * 3)[:7]
     assert not broker.connected and broker.node is None
+
+
+class SilentConnector:
+    """Stands for ``blocking.connect`` on a network that carries nothing: the handshake never
+    ends (aiormq's own has no bound). Records each broker it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.enough = asyncio.Event()
+
+    async def __call__(self, url: str, *, client_properties: dict[str, Any], blocking: Blocking
+                       ) -> aiormq.abc.AbstractConnection:
+        self.asked.append(url)
+        if len(self.asked) >= 3:
+            self.enough.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+
+async def test_a_connection_attempt_that_hears_nothing_is_given_up_for_the_next_broker() -> None:
+    connector = SilentConnector()
+    typed: Connector = connector
+    bounded = dataclasses.replace(settings(URLS), connect_timeout_seconds=0.05)
+    broker = Broker(bounded, name="test", connect=typed, rng=random.Random(6))
+    await broker.start()
+    try:
+        await asyncio.wait_for(connector.enough.wait(), 5)
+    finally:
+        await broker.close()
+    assert connector.asked[:3] == broker.addresses[:3]
+    assert not broker.connected
 
 
 def test_processes_start_at_other_brokers_and_one_broker_stays_the_one() -> None:

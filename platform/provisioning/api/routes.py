@@ -148,8 +148,8 @@ async def _tombstone(ctx: ServiceContext, task_id: str, equipment_id: str) -> bo
     """Fail a still-pending task; True when it had already left ``pending`` (it was queued)."""
     try:
         transition = await ctx.store.tombstone(task_id, equipment_id)
-    except StoreUnavailable:
-        log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
+    except StoreUnavailable as error:
+        log.error("task could not be queued nor forgotten: %s", error, extra={"task_id": task_id})
         return False
     return transition.outcome is TransitionOutcome.STALE
 
@@ -182,8 +182,8 @@ async def _logged_hand_over(ctx: ServiceContext, equipment_id: str) -> None:
 async def _forget(task_id: str, operation: Awaitable[object]) -> None:
     try:
         await operation
-    except StoreUnavailable:
-        log.error("task could not be queued nor forgotten", extra={"task_id": task_id})
+    except StoreUnavailable as error:
+        log.error("task could not be queued nor forgotten: %s", error, extra={"task_id": task_id})
 
 
 @equipment.get("/<equipment_id:str>/task/<task_id:str>")

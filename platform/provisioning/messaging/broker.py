@@ -51,7 +51,7 @@ from ..telemetry.metrics import BrokerMetrics
 from .addresses import BrokerAddresses
 from .blocking import Blocking
 from .blocking import connect as connect_block_aware
-from .connection_errors import CONNECTION_ERRORS
+from .connection_errors import CONNECTION_ERRORS, cancelled_here
 from .delivery import MessageHandler
 from .inbound import InboundPolicy
 from .publisher import ConfirmingPublisher
@@ -123,6 +123,7 @@ class Broker:
         self._publisher: ConfirmingPublisher | None = None
         self._blocking = Blocking()
         self._renewing = asyncio.Lock()
+        self._renewals: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._consuming = True
@@ -179,6 +180,9 @@ class Broker:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        for renewal in self._renewals:
+            renewal.cancel()
+        await asyncio.gather(*self._renewals, return_exceptions=True)
         await self._close_connection()
 
     # -- consuming ------------------------------------------------------------------------
@@ -231,8 +235,16 @@ class Broker:
         except BrokerBlocked:
             raise  # the channel is sound: nothing to renew
         except BrokerUnavailable:
-            await self._renew_publisher(publisher)
+            self._renew_in_background(publisher)
             raise
+
+    def _renew_in_background(self, failed: ConfirmingPublisher) -> None:
+        """Renew the publishing channel without holding the publish that found it failed: on a
+        stalled connection the renewal itself waits (up to PUBLISH_TIMEOUT_SECONDS), and every
+        create would wait behind it, past its own bound."""
+        renewal = asyncio.create_task(self._renew_publisher(failed))
+        self._renewals.add(renewal)
+        renewal.add_done_callback(self._renewals.discard)
 
     async def _renew_publisher(self, failed: ConfirmingPublisher) -> None:
         """Replace the publishing channel after a nack or a confirm timeout (once per channel,
@@ -243,9 +255,16 @@ class Broker:
                     or self._blocking.blocked):
                 return
             try:
-                channel = await connection.channel(publisher_confirms=True)
-            except CONNECTION_ERRORS as error:
+                channel = await connection.channel(
+                    publisher_confirms=True, timeout=self._settings.publish_timeout_seconds)
+            except (*CONNECTION_ERRORS, RuntimeError) as error:  # RuntimeError: aiormq's "closed"
                 log.info("cannot renew the publishing channel: %r", error)
+                return
+            except asyncio.CancelledError:
+                if cancelled_here():
+                    raise
+                # aiormq cancels what waits on a connection it gives up (a missed heartbeat).
+                log.info("cannot renew the publishing channel: its connection was given up")
                 return
             self._publisher = ConfirmingPublisher(
                 channel, timeout_seconds=self._settings.publish_timeout_seconds,
@@ -359,6 +378,12 @@ class Broker:
                       exc_info=failure, extra=extra)
 
     async def _connect(self, url: str) -> None:
+        """Connect, declare, open the channels: within AMQP_CONNECT_TIMEOUT_SECONDS (a silent
+        network would otherwise hold aiormq's handshake until the kernel gives up)."""
+        async with asyncio.timeout(self._settings.connect_timeout_seconds):
+            await self._connect_unbounded(url)
+
+    async def _connect_unbounded(self, url: str) -> None:
         blocking = Blocking(lambda reason: self._blocking_changed(blocking, reason))
         self._blocking = blocking
         connection = await self._open(url, client_properties={"connection_name": self._name},

@@ -21,7 +21,7 @@ from ..errors import BrokerBlocked, BrokerBlockedRefused, BrokerUnavailable
 from ..telemetry.amqp import publish_span
 from ..telemetry.metrics import BrokerMetrics, exemplar
 from .blocking import Blocking
-from .connection_errors import CONNECTION_ERRORS
+from .connection_errors import CONNECTION_ERRORS, cancelled_here
 
 PERSISTENT = 2
 
@@ -85,6 +85,13 @@ class ConfirmingPublisher:
                                         f"while a publish to {queue} waited for its confirm",
                                         unblocked=self._blocking.unblocked) from error
                 raise BrokerUnavailable(f"publish to {queue} failed: {error!r}") from error
+            except asyncio.CancelledError as error:
+                if cancelled_here():
+                    raise  # this publish itself is cancelled (a client hang-up, a shutdown)
+                # aiormq cancels the confirms still awaited on a connection it gives up (a
+                # missed heartbeat): the message's fate is unknown, as after a confirm timeout.
+                raise BrokerUnavailable(
+                    f"publish to {queue}: its connection was given up before the confirm") from error
             if not isinstance(confirmation, spec.Basic.Ack):
                 raise BrokerUnavailable(f"publish to {queue} was not confirmed: {confirmation!r}")
             if self._metrics is not None:
