@@ -57,6 +57,7 @@ from .soak_figures import (
     soak_outcome,
     warmup_seconds,
 )
+from .waiters import REQUESTS
 
 SETTLE_BEFORE_LOAD_SECONDS = 1.0
 SAMPLED_GROUPS = ("api", "worker", "stub", "redis")
@@ -158,6 +159,7 @@ class SoakSamples:
         self.redis_keys: list[tuple[float, float]] = []
         self.depths: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
         self.problems: list[str] = []  # samples that could not be read, and why
+        self.taken = 0  # samples kept
 
     def take(self) -> None:
         """One sample of everything, and its progress line."""
@@ -165,6 +167,7 @@ class SoakSamples:
         if at > self.seconds:
             self._print(at)
             return
+        self.taken += 1
         for pid, (_, role) in sorted(self.sampler.members_of(SAMPLED_GROUPS).items(), key=lambda m: m[1]):
             if (stat := read_stat(pid)) is not None:
                 name = f"{role} (pid {pid})"
@@ -258,13 +261,13 @@ class SoakRun:
         for result in results:
             for name, count in result.wait_errors.items():
                 poll_errors[name] = poll_errors.get(name, 0) + count
-        polls = poll_errors.pop("requests", 0)
+        polls = poll_errors.pop(REQUESTS, 0)
         per_thousand = 1000 / len(created) if created else 0.0
         row: dict[str, Any] = {
             "tag": self.tag, "rate": options.soak_rate, "minutes": options.soak_minutes,
             "delay_seconds": options.soak_delay, "poll_interval_seconds": options.soak_poll_interval,
             "sample_seconds": options.soak_sample_seconds, "task_ttl_seconds": options.soak_task_ttl,
-            "warmup_seconds": round(warmup, 1), "samples": len(samples.redis_used) or len(samples.rss),
+            "warmup_seconds": round(warmup, 1), "samples": samples.taken,
             "own_redis": own,
             "submit": latency_figures(results),
             "generator_max_lag_ms": ms(max((result.max_lag for result in results), default=0.0)),
