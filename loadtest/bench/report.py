@@ -21,6 +21,7 @@ SOAK_BEGIN, SOAK_END = "<!-- bench:soak:begin -->", "<!-- bench:soak:end -->"
 JSON_PREFIX = "BENCH_JSON "
 
 
+SHORT_SOAK_MINUTES = 10  # shorter, a soak's verdict says it is a smoke run
 TASK_PHASES = (("held", "Held concurrency (all N submitted at once)"), ("rate", "Sustained rate (open loop)"))
 
 
@@ -178,8 +179,10 @@ def _soak_section(rows: list[dict[str, Any]]) -> list[str]:
             lines += ["Samples that could not be read: " + "; ".join(row["sample_problems"]), ""]
         lost = row["outcome"]["lost"]
         growing = ", ".join(row["leaks"])
+        short = (f" A {row['minutes']:g}-minute soak is a smoke run: its slopes extrapolate minutes of "
+                 "warming up to an hour." if row["minutes"] < SHORT_SOAK_MINUTES else "")
         lines += [f"Verdict: {'growing: ' + growing if growing else 'nothing grows'}; "
-                  f"{'no task lost' if lost == 0 else f'{lost} tasks lost'}.", ""]
+                  f"{'no task lost' if lost == 0 else f'{lost} tasks lost'}.{short}", ""]
     return lines
 
 

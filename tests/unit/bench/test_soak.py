@@ -234,6 +234,13 @@ def test_the_soak_section_has_redis_the_queues_the_tasks_and_the_verdict() -> No
     assert "Verdict: growing: worker/child1.1 (pid 9) RSS; 1 tasks lost." in text
 
 
+def test_a_short_soak_says_its_verdict_is_a_smoke_runs() -> None:
+    report = soak_report()
+    assert "smoke run" not in render(report)
+    report["soak"][0]["minutes"] = 1.0
+    assert "A 1-minute soak is a smoke run" in render(report)
+
+
 def test_a_soak_alone_writes_its_own_block_and_leaves_the_other_phases_block_alone() -> None:
     [(begin, end, text)] = results_blocks(soak_report())
     assert (begin, end) == (SOAK_BEGIN, SOAK_END)
