@@ -114,6 +114,26 @@ async def test_a_block_cuts_short_only_the_waits_still_running() -> None:
     assert not finished.expired()
 
 
+async def test_a_block_arriving_while_a_cut_short_wait_still_unwinds_is_taken_calmly() -> None:
+    # Alarms flapping at the watermark: blocked, unblocked, blocked again before the publish
+    # cut short by the first block has left. An expiring timeout refuses a new deadline; were
+    # that raised, it would kill aiormq's frame reader and with it the connection.
+    heard: list[str | None] = []
+    blocking = Blocking(heard.append)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(None) as wait:
+            with blocking.cut_short(wait):
+                blocking.block("low on memory")
+                try:
+                    await asyncio.sleep(5)
+                except asyncio.CancelledError:
+                    blocking.unblock()
+                    blocking.block("low on disk")  # the wait is expiring now
+                    raise
+    assert heard == ["low on memory", None, "low on disk"]
+    assert blocking.reason == "low on disk"
+
+
 def test_every_blocked_error_is_a_broker_error_that_callers_already_retry_or_undo() -> None:
     # The worker's result publish and the outbox retry BrokerUnavailable while they hold the
     # message; a create undoes its record on BrokerNotConnected and tombstones it otherwise.

@@ -59,12 +59,18 @@ class Blocking:
         """``connection.blocked`` arrived: cut short every wait under ``cut_short``."""
         self._reason = reason or "blocked"
         self._unblocked.clear()
-        if self._waits:
-            now = asyncio.get_running_loop().time()
-            for wait in self._waits:
-                wait.reschedule(now)
-        if self._listener is not None:
-            self._listener(self._reason)
+        try:
+            if self._waits:
+                now = asyncio.get_running_loop().time()
+                for wait in self._waits:
+                    # One cut short by an earlier block may still be unwinding (blocked,
+                    # unblocked, blocked again): an expiring timeout refuses a new deadline, and
+                    # raising here would kill aiormq's frame reader, hence the connection.
+                    if not wait.expired():
+                        wait.reschedule(now)
+        finally:
+            if self._listener is not None:
+                self._listener(self._reason)
 
     def unblock(self) -> None:
         """``connection.unblocked`` arrived (every alarm cleared)."""
