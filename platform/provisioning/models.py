@@ -36,6 +36,9 @@ from .errors import EquipmentNotFound, InvalidMessage, InvalidRequest, TaskNotFo
 # of the wrong shape (the classic 404), so no client learns a new answer.
 EQUIPMENT_ID_MAX_LENGTH = 128
 EQUIPMENT_ID_PATTERN = re.compile(rf"[a-zA-Z0-9]{{6,{EQUIPMENT_ID_MAX_LENGTH}}}")
+# A queued message was checked by the Service B that queued it, maybe before the bound existed:
+# its id needs only the shape (the message's size is bounded by MAX_MESSAGE_BYTES).
+QUEUED_EQUIPMENT_ID_PATTERN = re.compile(r"[a-zA-Z0-9]{6,}")
 VLAN_RANGE = range(1, 4095)
 MAX_INTEGER_DIGITS = 40  # integer literals longer than this are read as a Decimal, never int()
 
@@ -64,6 +67,12 @@ UNLIMITED = RequestLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
 def check_equipment_id(equipment_id: str) -> str:
     """Return the id if it has the contract's shape, else raise ``EquipmentNotFound``."""
     if EQUIPMENT_ID_PATTERN.fullmatch(equipment_id) is None:
+        raise EquipmentNotFound()
+    return equipment_id
+
+
+def _queued_equipment_id(equipment_id: str) -> str:
+    if QUEUED_EQUIPMENT_ID_PATTERN.fullmatch(equipment_id) is None:
         raise EquipmentNotFound()
     return equipment_id
 
@@ -317,7 +326,7 @@ class TaskMessage:
         try:
             return cls(
                 task_id=check_task_id(_field(document, "taskId", str)),
-                equipment_id=check_equipment_id(_field(document, "equipmentId", str)),
+                equipment_id=_queued_equipment_id(_field(document, "equipmentId", str)),
                 created_at=float(_field(document, "createdAt", (int, float))),
                 request=parse_provisioning_request(document.get("request"), UNLIMITED),
             )
@@ -362,7 +371,7 @@ class ResultMessage:
         try:
             return cls(
                 task_id=check_task_id(_field(document, "taskId", str)),
-                equipment_id=check_equipment_id(_field(document, "equipmentId", str)),
+                equipment_id=_queued_equipment_id(_field(document, "equipmentId", str)),
                 status=TaskStatus(_field(document, "status", str)),
                 failure=FailureReason(failure) if failure is not None else None,
                 attempts=int(_field(document, "attempts", int)),

@@ -37,6 +37,16 @@ def test_a_result_message_round_trips(result: ResultMessage) -> None:
     assert ResultMessage.decode(result.encode()) == result
 
 
+def test_messages_queued_before_the_id_bound_are_still_read() -> None:
+    # Service B now refuses ids over 128 characters; messages an earlier version queued with
+    # longer ones must still be worked on and recorded, not dead-lettered as poison.
+    long_id = "A" * 200
+    task = TaskMessage(TASK_ID, long_id, REQUEST, created_at=1.0)
+    result = ResultMessage(TASK_ID, long_id, TaskStatus.COMPLETED, None, 1, 2.0)
+    assert TaskMessage.decode(task.encode()) == task
+    assert ResultMessage.decode(result.encode()) == result
+
+
 def test_a_result_must_be_final() -> None:
     with pytest.raises(InvalidMessage, match="must be final"):
         ResultMessage(TASK_ID, "abcdef1", TaskStatus.RUNNING, None, 1, 1.0)
