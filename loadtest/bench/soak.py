@@ -97,20 +97,23 @@ def own_redis(options: BenchOptions, directory: Path) -> Iterator[str | None]:
 
 
 async def queue_depths(amqp_url: str, queues: list[str]) -> dict[str, int]:
-    """Ready messages of each queue that exists, by passive declarations on one connection."""
+    """Ready messages of each queue that exists, by passive declarations on one connection;
+    within a bound per queue (and the connection's), so a stalled broker cannot wedge the soak."""
     depths: dict[str, int] = {}
-    connection = await aiormq.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in queues:
-            try:
-                declared = await channel.queue_declare(queue, passive=True, timeout=AMQP_SECONDS)
-            except ChannelNotFoundEntity:  # not declared (yet): the broker closed the channel
-                channel = await connection.channel()
-                continue
-            depths[queue] = int(declared.message_count or 0)
-    finally:
-        await connection.close()
+    async with asyncio.timeout(AMQP_SECONDS * (len(queues) + 2)):
+        connection = await aiormq.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            for queue in queues:
+                try:
+                    declared = await channel.queue_declare(queue, passive=True,
+                                                           timeout=AMQP_SECONDS)
+                except ChannelNotFoundEntity:  # not declared (yet): the broker closed the channel
+                    channel = await connection.channel()
+                    continue
+                depths[queue] = int(declared.message_count or 0)
+        finally:
+            await connection.close()
     return depths
 
 
