@@ -242,9 +242,18 @@ class Broker:
         """Renew the publishing channel without holding the publish that found it failed: on a
         stalled connection the renewal itself waits (up to PUBLISH_TIMEOUT_SECONDS), and every
         create would wait behind it, past its own bound."""
+        if self._closed:
+            return
         renewal = asyncio.create_task(self._renew_publisher(failed))
         self._renewals.add(renewal)
-        renewal.add_done_callback(self._renewals.discard)
+        renewal.add_done_callback(self._renewal_done)
+
+    def _renewal_done(self, renewal: asyncio.Task[None]) -> None:
+        self._renewals.discard(renewal)
+        if not renewal.cancelled() and (error := renewal.exception()) is not None:
+            # Never silent: the next failed publish tries again.
+            log.error("renewing the publishing channel failed", exc_info=error,
+                      extra={"component": self._name})
 
     async def _renew_publisher(self, failed: ConfirmingPublisher) -> None:
         """Replace the publishing channel after a nack or a confirm timeout (once per channel,
