@@ -209,6 +209,7 @@ class TimedLoad:
     client: Client
     ledger: Ledger
     answers: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds)
+    hung: int = 0  # creates still unanswered WHOLE_WITHIN_SECONDS after the load stopped
 
     async def run(self, stop: asyncio.Event) -> None:
         pending: set[asyncio.Task[None]] = set()
@@ -221,7 +222,11 @@ class TimedLoad:
             except TimeoutError:
                 pass
         if pending:
-            await asyncio.wait(pending, timeout=WHOLE_WITHIN_SECONDS)
+            _, still = await asyncio.wait(pending, timeout=WHOLE_WITHIN_SECONDS)
+            self.hung = len(still)  # a hang worse than any answer time: the test fails on it
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
 
     async def _one(self) -> None:
         sent = time.monotonic()
@@ -348,7 +353,7 @@ async def test_tasks_survive_a_network_fault_between_two_services(
         worst_answer_seconds=round(load.worst(0, healed), 2),
         recovery_seconds=round(recovery, 2), all_final_seconds=round(settled, 2),
         heartbeat_detection_seconds=None if detected is None else round(detected, 2),
-        refused_creates_left_a_record=len(refused_records),
+        refused_creates_left_a_record=len(refused_records), creates_hung=load.hung,
         service_a_retries=int(await platform.counter("worker", RETRIES) - retries_before),
         proxy_resets=proxy.stats.resets - before[0],
         proxy_connections=proxy.stats.connections - before[1],
@@ -360,10 +365,11 @@ async def test_tasks_survive_a_network_fault_between_two_services(
     assert (ledger.completed, ledger.failed) == (len(ledger.accepted), 0)
     assert set(refused_records.values()) <= {("failed", "not_queued")}, \
         f"a create answered 500 left a record that reads as running: {refused_records}"
+    assert load.hung == 0, f"{load.hung} creates still unanswered long after the fault"
     assert load.worst(0, healed) <= case.answer_bound + MARGIN_SECONDS
-    if case.amqp and case.toxic.stalls:
-        assert detected is not None, "the stalled AMQP connection was never given up"
-        assert detected <= DETECTED_WITHIN_SECONDS + MARGIN_SECONDS
+    if case.amqp and case.toxic.stalls:  # looked for as long as the stall lasts: the bound + 1 s
+        assert detected is not None, \
+            f"the stalled AMQP connection was not given up within {case.seconds:.0f} s"
     if case.link == "worker-stub" and case.toxic.stalls:
         assert ledger.notes["service_a_retries"] > 0, "no stalled call was given up and retried"
     if case.toxic.name == "latency":
