@@ -23,13 +23,13 @@ import enum
 import json
 import math
 import re
-import sys
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import EquipmentNotFound, InvalidMessage, InvalidRequest, TaskNotFound
+from .request_limits import DEFAULT_LIMITS, UNLIMITED, RequestLimits
 
 # At most 128 characters: twice a TR-069 serial number (string(64)), and the longest id
 # that reaches Redis, a log line or Service A. A longer id is "not found" like any other id
@@ -41,27 +41,6 @@ EQUIPMENT_ID_PATTERN = re.compile(rf"[a-zA-Z0-9]{{6,{EQUIPMENT_ID_MAX_LENGTH}}}"
 QUEUED_EQUIPMENT_ID_PATTERN = re.compile(r"[a-zA-Z0-9]{6,}")
 VLAN_RANGE = range(1, 4095)
 MAX_INTEGER_DIGITS = 40  # integer literals longer than this are read as a Decimal, never int()
-
-
-@dataclass(frozen=True, slots=True)
-class RequestLimits:
-    """The bounds of a create's body (``ApiSettings.request_limits``, from ``API_MAX_*``).
-
-    The defaults only refuse absurd input: no device waits an hour for its configuration, has
-    a thousand ports, or numbers an interface past RFC 2863's ``InterfaceIndex``
-    (1..2147483647, a signed 32-bit integer in any Service A). A value past a bound is a 400
-    that names the field and the bound."""
-
-    max_timeout_seconds: int = 3600  # API_MAX_TIMEOUT_SECONDS
-    max_interfaces: int = 1024  # API_MAX_INTERFACES: entries of parameters.interfaces
-    max_interface_number: int = 2_147_483_647  # API_MAX_INTERFACE_NUMBER: each entry's maximum
-    max_credential_length: int = 256  # API_MAX_CREDENTIAL_LENGTH: username, password (characters)
-
-
-DEFAULT_LIMITS = RequestLimits()
-# A task message was checked against the limits of the Service B that queued it (which may
-# have been raised); a worker checks only its shape.
-UNLIMITED = RequestLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
 
 
 def check_equipment_id(equipment_id: str) -> str:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from . import names
 from .environment import Environment
 from .errors import SettingsError
-from .models import DEFAULT_LIMITS, RequestLimits
+from .request_limits import DEFAULT_LIMITS, RequestLimits
 
 DEFAULT_CERT_DIR = "certs"
 

@@ -10,14 +10,13 @@ import pytest
 
 from provisioning.errors import EquipmentNotFound, InvalidMessage, InvalidRequest, TaskNotFound
 from provisioning.models import (
-    DEFAULT_LIMITS,
-    RequestLimits,
     TaskMessage,
     check_equipment_id,
     check_task_id,
     parse_json_body,
     parse_provisioning_request,
 )
+from provisioning.request_limits import DEFAULT_LIMITS, RequestLimits
 
 VALID: dict[str, Any] = {
     "timeoutInSeconds": 14,

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import IdempotencyKeyReused, IdempotentRequestInProgress, UnsupportedMediaType
-from ..models import DEFAULT_LIMITS, EQUIPMENT_ID_MAX_LENGTH, VLAN_RANGE, RequestLimits
+from ..models import EQUIPMENT_ID_MAX_LENGTH, EQUIPMENT_ID_PATTERN, VLAN_RANGE
+from ..request_limits import DEFAULT_LIMITS, RequestLimits
 from . import contract
 
 
@@ -36,7 +37,7 @@ def _one_of(description: str, *answers: dict[str, Any]) -> dict[str, Any]:
 
 
 EQUIPMENT_ID_SCHEMA = {"type": "string", "minLength": 6, "maxLength": EQUIPMENT_ID_MAX_LENGTH,
-                       "pattern": f"^[a-zA-Z0-9]{{6,{EQUIPMENT_ID_MAX_LENGTH}}}$"}
+                       "pattern": f"^{EQUIPMENT_ID_PATTERN.pattern}$"}
 EQUIPMENT_ID = {
     "name": "equipment_id", "in": "path", "required": True,
     "description": f"Letters and digits, 6 to {EQUIPMENT_ID_MAX_LENGTH} of them; anything else is "
