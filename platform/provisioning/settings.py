@@ -134,11 +134,8 @@ class BrokerSettings:
             raise SettingsError("RESULTS_QUEUE", "must differ from TASKS_QUEUE")
         if webhooks_queue in (tasks_queue, results_queue):
             raise SettingsError("WEBHOOKS_QUEUE", "must differ from TASKS_QUEUE and RESULTS_QUEUE")
-        heartbeat = env.integer("AMQP_HEARTBEAT_SECONDS", DEFAULT_AMQP_HEARTBEAT_SECONDS,
-                                minimum=MIN_AMQP_HEARTBEAT_SECONDS)
-        if heartbeat > MAX_AMQP_HEARTBEAT_SECONDS:
-            raise SettingsError("AMQP_HEARTBEAT_SECONDS",
-                                f"must be at most {MAX_AMQP_HEARTBEAT_SECONDS}, got {heartbeat}")
+        heartbeat = _bounded_integer(env, "AMQP_HEARTBEAT_SECONDS", DEFAULT_AMQP_HEARTBEAT_SECONDS,
+                                     (MIN_AMQP_HEARTBEAT_SECONDS, MAX_AMQP_HEARTBEAT_SECONDS))
         urls = tuple(with_heartbeat(url, heartbeat) for url in _broker_urls(env))
         return cls(
             url=urls[0],
