@@ -1,7 +1,8 @@
 """``API_REQUIRE_JSON_CONTENT_TYPE``: a request body is JSON only when it says so.
 
-Off by default: the README's first curl example (``curl -d ...``) sends
-``application/x-www-form-urlencoded`` and clients built on it must keep working. On, a create
+Off by default: the classic contract took any Content-Type, and a client that posts with a
+bare ``curl -d ...`` sends ``application/x-www-form-urlencoded``; such clients must keep
+working. On, a create
 whose one ``Content-Type`` field is not ``application/json`` (any case, parameters such as
 ``charset=utf-8`` allowed, as RFC 9110 8.3.1 has it) is a 415 before anything is read or
 stored. Then no web page can send a create as a CORS "simple" request (``text/plain``, a form):
