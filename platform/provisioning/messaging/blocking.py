@@ -29,6 +29,8 @@ import aiormq
 import aiormq.abc
 from aiormq import spec
 
+from ..errors import BrokerBlockedRefused
+
 log = logging.getLogger(__name__)
 
 BlockingListener = Callable[[str | None], None]
@@ -78,6 +80,11 @@ class Blocking:
         self._unblocked.set()
         if self._listener is not None:
             self._listener(None)
+
+    def refusal(self, what: str) -> BrokerBlockedRefused:
+        """The error for ``what`` refused while blocked (raised before anything is sent)."""
+        return BrokerBlockedRefused(f"RabbitMQ blocks {what} ({self._reason})",
+                                    unblocked=self.unblocked)
 
     async def unblocked(self) -> None:
         """Return once this connection is not blocked (at once if it is not). A connection

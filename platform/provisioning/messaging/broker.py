@@ -45,7 +45,7 @@ from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from ..backoff import Backoff
-from ..errors import BrokerBlocked, BrokerBlockedRefused, BrokerNotConnected, BrokerUnavailable
+from ..errors import BrokerBlocked, BrokerNotConnected, BrokerUnavailable
 from ..settings import BrokerSettings
 from ..telemetry.metrics import BrokerMetrics
 from .addresses import BrokerAddresses
@@ -325,8 +325,7 @@ class Broker:
         if connection is None or not self.connected:
             raise BrokerNotConnected("not connected to RabbitMQ")
         if self._blocking.blocked:
-            raise BrokerBlockedRefused(f"RabbitMQ blocks this connection ({self._blocking.reason})",
-                                       unblocked=self._blocking.unblocked)
+            raise self._blocking.refusal("this connection")
         try:
             return await connection.channel()
         except CONNECTION_ERRORS as error:

@@ -17,7 +17,7 @@ import aiormq.abc
 from aiormq import spec
 
 from .. import names
-from ..errors import BrokerBlocked, BrokerBlockedRefused, BrokerUnavailable
+from ..errors import BrokerBlocked, BrokerUnavailable
 from ..telemetry.amqp import publish_span
 from ..telemetry.metrics import BrokerMetrics, exemplar
 from .blocking import Blocking
@@ -56,9 +56,7 @@ class ConfirmingPublisher:
         the connection is blocked). ``expiration_ms``: the message's own TTL (a webhook retry's
         pause in its delay queue)."""
         if self._blocking.blocked:
-            raise BrokerBlockedRefused(
-                f"RabbitMQ blocks publishing ({self._blocking.reason}): not published to {queue}",
-                unblocked=self._blocking.unblocked)
+            raise self._blocking.refusal(f"publishing: not published to {queue}")
         with publish_span(queue, message_id, len(body)) as trace_headers:
             properties = spec.Basic.Properties(
                 delivery_mode=PERSISTENT,
