@@ -218,7 +218,7 @@ LAST_EVENT_ID = {
     "name": "Last-Event-ID", "in": "header", "required": False,
     "description": "Resume after this event (the id of the last event received); empty is the "
                    "same as none",
-    "schema": {"type": "string", "pattern": r"^[ \t]*(?:[0-9]{1,20}-[0-9]{1,20})?[ \t]*$"},
+    "schema": {"type": "string", "pattern": r"^[ \t]*(?:[0-9]{1,19}-[0-9]{1,19})?[ \t]*$"},
 }
 CALLBACK_URL = {
     "type": "string", "format": "uri", "maxLength": 2048,
@@ -254,7 +254,7 @@ STREAM_EVENT = {
     "type": "object", "required": ["event", "data"],
     "properties": {
         "event": {"type": "string", "enum": _EVENT_TYPES},
-        "id": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+        "id": {"type": "string", "pattern": r"^[0-9]{1,19}-[0-9]{1,19}$"},
         "retry": {"type": "integer", "minimum": 0},
         "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
             "type": "object", "required": ["taskId", "type", "at"],
