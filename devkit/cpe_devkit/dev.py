@@ -16,9 +16,9 @@ import sys
 import time
 
 from equipment_stub.settings import StubSettings
+from provisioning.parent_death import die_with_parent
 from provisioning.settings import WorkerSettings
 
-from .processes import die_with_parent
 from .stack import Stack
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -9,12 +9,9 @@ the launcher dies, however it dies, SIGKILL included (``PR_SET_PDEATHSIG``), so 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+from provisioning.parent_death import die_with_parent
 
 
 def tail(log: Path | None, lines: int = 30) -> str:
@@ -60,22 +57,6 @@ def answers(url: str) -> bool:
         return http_get(url)[0] == 200
     except OSError:
         return False
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (elsewhere: nothing).
-
-    Called in the child between fork and exec, and by a launcher for itself. If the parent is
-    already gone by then, the signal would never come: the process sends it to itself.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent or parent == 1:
-        os.kill(os.getpid(), sig)
 
 
 @dataclass

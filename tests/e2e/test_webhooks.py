@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from cpe_devkit.client import Client, request_body
@@ -144,7 +145,13 @@ async def test_a_webhook_waiting_in_its_delay_queue_survives_a_sigkill_of_the_po
                 if (await queue_state(environment["AMQP_URL"], waiting))[0] == 1:
                     break
                 await asyncio.sleep(0.1)
+            pool_children = psutil.Process(stack.processes["worker"].pid).children()
+            assert pool_children, "the pool has its worker processes"
             stack.stop_component("worker", signal.SIGKILL)
+            # Its children are told (SIGTERM at the parent's death), drain and stop: no orphan
+            # consumes beside the pool started in its place.
+            _, orphans = await asyncio.to_thread(psutil.wait_procs, pool_children, timeout=30)
+            assert orphans == [], f"worker processes outlived their pool: {orphans}"
             assert await queue_state(environment["AMQP_URL"], waiting) == (1, 0)
             stack.start_component("worker")
             call = await delivered(hooks, task_id)

@@ -3,7 +3,8 @@
 The parent only supervises. SIGTERM or SIGINT is passed on to every child, which stops taking
 tasks and drains; a child still running after its grace period is killed, and the broker
 requeues whatever it held. A child that dies on its own (a crash, SIGKILL) is started again;
-the messages it held are redelivered to the others meanwhile.
+the messages it held are redelivered to the others meanwhile. A pool that is killed outright
+takes its children with it: each gets SIGTERM at the pool's death (``parent_death``) and drains.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from ..backoff import Backoff
 from ..equipment_lease import EquipmentLease
 from ..logs import configure_logging
 from ..messaging import Broker
+from ..parent_death import die_with_parent
 from ..serialization import Serializer
 from ..settings import EquipmentConcurrency, WorkerSettings
 from ..store import TaskStore
@@ -110,6 +111,9 @@ def _health(broker: Broker, *, consuming: bool) -> dict[str, bool | str]:
 
 def run(settings: WorkerSettings, index: int = 0) -> None:
     """Entry point of worker process number ``index`` (the target of the pool's children)."""
+    # A pool killed outright (SIGKILL, the OOM killer) sends its children SIGTERM: they drain
+    # and stop, instead of consuming on as orphans beside the pool started in its place.
+    die_with_parent(signal.SIGTERM)
     configure_logging("worker", settings.log_level)
     provider = setup_tracing("worker")
     metrics = WorkerMetrics()
