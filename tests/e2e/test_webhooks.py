@@ -148,11 +148,12 @@ async def test_a_webhook_waiting_in_its_delay_queue_survives_a_sigkill_of_the_po
             pool_children = psutil.Process(stack.processes["worker"].pid).children()
             assert pool_children, "the pool has its worker processes"
             stack.stop_component("worker", signal.SIGKILL)
+            assert await queue_state(environment["AMQP_URL"], waiting) == (1, 0)
             # Its children are told (SIGTERM at the parent's death), drain and stop: no orphan
-            # consumes beside the pool started in its place.
+            # consumes beside the pool started in its place. (Meanwhile the webhook's pause
+            # may end: it then waits on the webhooks queue, for the new pool.)
             _, orphans = await asyncio.to_thread(psutil.wait_procs, pool_children, timeout=30)
             assert orphans == [], f"worker processes outlived their pool: {orphans}"
-            assert await queue_state(environment["AMQP_URL"], waiting) == (1, 0)
             stack.start_component("worker")
             call = await delivered(hooks, task_id)
     assert (call.attempt, call.verified) == (2, True)
