@@ -286,6 +286,10 @@ async def test_the_subscription_moves_to_another_node_when_its_node_dies(
         settings = RedisSettings.from_env(Environment(
             {**run_environment, "REDIS_URL": nodes.url, "REDIS_CLUSTER": "true"}))
         async with TaskStore(settings) as store:
+            # A running Service B has used its store: its cluster client knows every node, not
+            # only the seed of REDIS_URL, which may be the node killed below (a client whose
+            # first command comes after its one seed died finds no node: the single-seed limit).
+            await store.create(new_id(), device())
             name = f"test-waiters-{uuid.uuid4().hex}"
             hub = Waiters(settings, store.events_channel, limit=5,
                           metrics=ApiMetrics().completion, client_name=name)
