@@ -79,7 +79,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from . import names
 from .backoff import Backoff
@@ -90,6 +90,7 @@ from .settings import RedisSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Command = tuple[Any, ...]  # a Redis command and its arguments, as ``execute_command`` takes them
 
 # What a Redis call raises when Redis is away: the client's own errors, and, from uvloop, a
 # RuntimeError when a connect races the server closing ("unable to perform operation on
@@ -554,18 +555,36 @@ class TaskStore:
         return failover and age < self._settings.task_ttl_seconds
 
     async def _durable(self, script: AsyncScript, keys: list[str], args: list[Any], *,
-                       durable: bool, fence: str | None = None) -> tuple[Any, int | None]:
+                       durable: bool, fence: str | None = None,
+                       before: Command | None = None, after: Command | None = None,
+                       ) -> tuple[Any, int | None]:
         """Run ``script``; when ``durable`` and ``REDIS_WAIT_REPLICAS`` is set, follow it on the
-        same connection (a pipeline, not a transaction) with ``WAIT``: the number of replicas
-        that acknowledged every write of this connection so far, else None. ``fence`` is a key
-        to renew as well, so that a script that wrote nothing this time (a retry finding its
-        own earlier write) still makes ``WAIT`` confirm that earlier write: the replication
-        stream is ordered, so acknowledging the renewal acknowledges everything before it."""
-        replicas = self._settings.wait_replicas
-        if not durable or not replicas:
+        same connection with ``WAIT``: the number of replicas that acknowledged every write of
+        this connection so far, else None. ``fence`` is a key to renew as well, so that a script
+        that wrote nothing this time (a retry finding its own earlier write) still makes ``WAIT``
+        confirm that earlier write: the replication stream is ordered, so acknowledging the
+        renewal acknowledges everything before it.
+
+        ``before`` and ``after`` are commands that go with the script, in that order, in the
+        same round trip: one pipeline (not a transaction), which Redis runs in order on one
+        connection, so whoever sees the script's writes sees ``before``'s too. Each is meant to
+        be idempotent: after a Redis restart (the script no longer cached) they run twice."""
+        replicas = self._settings.wait_replicas if durable else 0
+        if before is None and after is None and not replicas:
             return await script(keys=keys, args=args), None
+        try:
+            return await self._pipelined(script, keys, args, replicas, fence, before, after)
+        except NoScriptError:  # a restarted or failed-over Redis: load it, and run all again
+            await self._redis.script_load(str(script.script))
+            return await self._pipelined(script, keys, args, replicas, fence, before, after)
+
+    async def _pipelined(self, script: AsyncScript, keys: list[str], args: list[Any],
+                         replicas: int, fence: str | None, before: Command | None,
+                         after: Command | None) -> tuple[Any, int | None]:
         wait: dict[str, Any] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
+            if before is not None:
+                pipe.execute_command(*before)
             if self._settings.cluster:
                 # A cluster pipeline sends each node's commands on one connection, in order: the
                 # script goes to its keys' node, and so does WAIT (it has no key), by name. A
@@ -573,13 +592,22 @@ class TaskStore:
                 pipe.eval(str(script.script), len(keys), *keys, *args)
                 wait["target_nodes"] = self._cluster_node(keys[0])
             else:
-                await script(keys=keys, args=args, client=pipe)
-            if fence is not None:
-                pipe.expire(fence, self._settings.task_ttl_seconds)
-            pipe.execute_command("WAIT", replicas, round(self._settings.wait_timeout_seconds * 1000),
-                                 **wait)
+                # EVALSHA itself, not the script object: a pipeline would check it with SCRIPT
+                # EXISTS first, a round trip of its own every time.
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if after is not None:
+                pipe.execute_command(*after)
+            if replicas:
+                if fence is not None:
+                    pipe.expire(fence, self._settings.task_ttl_seconds)
+                pipe.execute_command("WAIT", replicas,
+                                     round(self._settings.wait_timeout_seconds * 1000), **wait)
             rows: list[Any] = await pipe.execute()
-        return rows[0], int(rows[-1])
+        return rows[0 if before is None else 1], int(rows[-1]) if replicas else None
+
+    def _index_command(self, task_id: str, equipment_id: str) -> Command:
+        """The write of the task's index entry, for as long as its record lives."""
+        return ("SET", self.device_key(task_id), equipment_id, "EX", self._settings.task_ttl_seconds)
 
     def _cluster_node(self, key: str) -> Any:
         """The master that serves ``key``'s slot, as the cluster client knows it now."""
@@ -627,9 +655,6 @@ class TaskStore:
                      trace_id: str | None, max_waiting: int = 0,
                      callback_url: str | None = None) -> Created:
         created = time.time() if now is None else now
-        # The index first: whoever sees the record can find it from its id alone. A create that
-        # is refused leaves it dangling, and a task id without a record reads as missing.
-        await self._index(task_id, equipment_id)
         try:
             (outcome, other, depth), acknowledged = await self._durable(
                 self._create,
@@ -641,6 +666,10 @@ class TaskStore:
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting,
                       *self._notice, callback_url or ""],
                 durable=True,
+                # The index first: whoever sees the record can find it from its id alone. A
+                # create that is refused leaves it dangling; a task id without a record reads
+                # as missing.
+                before=self._index_command(task_id, equipment_id),
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error
@@ -859,7 +888,8 @@ class TaskStore:
         """Move a task forward to ``status``; never backwards, atomically. With ``only_from``,
         only when the task is in exactly that status now (else the outcome is STALE).
         ``attempts`` (the calls made to Service A) is recorded with the change. A final
-        transition renews the task's index, for as long as the record lives."""
+        transition renews the task's index, for as long as the record lives (sent with the
+        script, so a final transition is one round trip)."""
         device = await self.device(task_id, equipment_id)
         if device is None:
             return Transition(TransitionOutcome.MISSING, None)
@@ -881,13 +911,14 @@ class TaskStore:
             (outcome, previous, created, callback_url), acknowledged = await self._durable(
                 self._transition,
                 keys=[key, self.events_key(task_id, device), self.active_key(device)], args=args,
-                durable=status.is_final, fence=key)
+                durable=status.is_final, fence=key,
+                # In the same round trip, whatever the outcome: a duplicate's renewal is the
+                # first one's again, and a missing record's index expires a TTL later.
+                after=self._index_command(task_id, device) if status.is_final else None)
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot transition task: {error}") from error
         if outcome != TransitionOutcome.MISSING:
             self._confirm(acknowledged, "cannot transition task")
-        if outcome == TransitionOutcome.APPLIED and status.is_final:
-            await self._renew_index(task_id, device)
         return Transition(
             TransitionOutcome(outcome),
             TaskStatus(previous) if previous else None,

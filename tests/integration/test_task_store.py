@@ -40,6 +40,38 @@ async def test_each_transition_renews_the_ttl(store: TaskStore, raw_redis: aiore
     assert await raw_redis.ttl(store.key(task_id, "abcdef1")) > 100
 
 
+async def test_a_task_is_indexed_by_its_id_for_as_long_as_its_record_lives(
+    store: TaskStore, raw_redis: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    task_id = new_id()
+    await store.create(task_id, "abcdef1")
+    assert await raw_redis.get(store.device_key(task_id)) == "abcdef1"
+    await raw_redis.expire(store.device_key(task_id), 100)
+    await store.transition(task_id, TaskStatus.RUNNING)
+    assert await raw_redis.ttl(store.device_key(task_id)) <= 100  # renewed only when final
+    await store.transition(task_id, TaskStatus.COMPLETED)
+    ttl = await raw_redis.ttl(store.device_key(task_id))
+    assert redis_settings.task_ttl_seconds - 5 < ttl <= redis_settings.task_ttl_seconds
+
+
+async def test_creates_and_transitions_work_on_after_redis_forgot_its_scripts(
+    store: TaskStore, raw_redis: aioredis.Redis
+) -> None:
+    """A restarted or failed-over Redis has no scripts cached: the create (sent with its index
+    in one round trip) and the final transition (with its index renewal) load them again."""
+    task_id = new_id()
+    await raw_redis.script_flush()
+    await store.create(task_id, "abcdef1")
+    await raw_redis.script_flush()
+    assert (await store.transition(task_id, TaskStatus.RUNNING)).outcome is TransitionOutcome.APPLIED
+    await raw_redis.script_flush()
+    done = await store.transition(task_id, TaskStatus.COMPLETED)
+    assert (done.outcome, done.previous) == (TransitionOutcome.APPLIED, TaskStatus.RUNNING)
+    record = await store.get(task_id)
+    assert record is not None and record.status is TaskStatus.COMPLETED
+    assert await raw_redis.get(store.device_key(task_id)) == "abcdef1"
+
+
 async def test_an_unknown_task_reads_as_none_and_cannot_transition(store: TaskStore) -> None:
     task_id = new_id()
     assert await store.get(task_id) is None
