@@ -22,6 +22,10 @@ from provisioning.settings import WorkerSettings
 from .stack import Stack
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# What this launcher runs unless the environment says otherwise: two stub processes, so that
+# the 10,000 calls the default worker pool holds (2 x WORKER_PREFETCH) fit the stub's
+# HTTP_MAX_CONNECTIONS with room to spare (README, "Capacity").
+DEV_DEFAULTS = {"STUB_WORKERS": "2"}
 WATCH_SECONDS = 0.5
 READY_SECONDS = 60.0
 
@@ -68,7 +72,7 @@ def main() -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, request_stop)
     die_with_parent(signal.SIGTERM)
-    stack = Stack(environment=os.environ, die_with_launcher=True)
+    stack = Stack(environment={**DEV_DEFAULTS, **os.environ}, die_with_launcher=True)
     try:
         stack.start()
         stack.wait_ready(READY_SECONDS)

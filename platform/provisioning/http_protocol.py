@@ -11,7 +11,8 @@ Sanic 25 has no such bounds of its own, and a client controls every byte it send
   60 s (an hour on the stub) and got a 503 (a 500 after the apps' error mapping). Here a pause of
   ``HTTP_REQUEST_TIMEOUT_SECONDS`` in a body is a 408, as it is in a head.
 - **A connection cap.** ``HTTP_MAX_CONNECTIONS`` per process, never more than the process's
-  file limit allows (less ``FILE_RESERVE`` kept for Redis, RabbitMQ, logs and metrics). One
+  file limit allows (less ``FILE_RESERVE`` kept for Redis, RabbitMQ, logs and metrics; the
+  limit is raised to the system's hard limit first, ``open_files``). One
   more connection is answered at its first bytes with ``503`` ``Retry-After: 1``
   ``Connection: close`` and closed (or closed after ``REFUSAL_GRACE_SECONDS`` if it sends
   nothing): a client learns the server is full and when to retry, where a connection closed at
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -43,12 +43,12 @@ from sanic.server.protocols.http_protocol import HttpProtocol
 
 from .instrumentation.prometheus import HttpServerMetrics
 from .instrumentation.sanic_http import METRICS_CONFIG_KEY
+from .open_files import FILE_RESERVE, open_file_limit
 from .settings import HttpServerSettings
 
 log = logging.getLogger(__name__)
 
 LIMITS_CONFIG_KEY = "HTTP_CONNECTION_LIMITS"
-FILE_RESERVE = 128  # descriptors kept for everything that is not an HTTP connection
 REFUSAL_GRACE_SECONDS = 2.0
 OVERLOADED_BODY = b'{"code":503,"message":"Service is overloaded, retry later"}'
 REFUSAL = (
@@ -68,12 +68,6 @@ class ConnectionLimits:
     max_connections: int
 
 
-def file_limit() -> int | None:
-    """This process's soft limit of open files; None when unlimited."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
 def connection_cap(configured: int, files: int | None) -> int:
     """``configured``, lowered so that the connections leave ``FILE_RESERVE`` of ``files``."""
     if files is None:
@@ -85,7 +79,7 @@ def apply_limits(app: Sanic[Any, Any], settings: HttpServerSettings) -> None:
     """Give ``app`` the timeouts and limits of ``settings``, for ``BoundedHttpProtocol``."""
     app.config.REQUEST_TIMEOUT = settings.request_timeout_seconds
     app.config.KEEP_ALIVE_TIMEOUT = settings.keep_alive_timeout_seconds
-    cap = connection_cap(settings.max_connections, file_limit())
+    cap = connection_cap(settings.max_connections, open_file_limit())
     if cap < settings.max_connections:
         log.warning("HTTP_MAX_CONNECTIONS lowered to what the open-file limit allows",
                     extra={"configured": settings.max_connections, "max_connections": cap})

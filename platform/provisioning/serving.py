@@ -14,6 +14,7 @@ from sanic.worker.loader import AppLoader
 
 from .http_protocol import BoundedHttpProtocol, apply_limits
 from .http_rules import apply_rules
+from .open_files import raise_open_file_limit
 from .settings import HttpServerSettings, TlsSettings
 from .tls import server_tls
 
@@ -46,6 +47,7 @@ def serve_https(
     after a worker's ack). With several, Sanic's manager spawns them, each building its own
     app from ``factory`` (which must therefore be picklable).
     """
+    raise_open_file_limit()  # before the app caps its connections by it; workers inherit it
     loader = AppLoader(factory=partial(bounded_app, factory, http))
     app = loader.load()
     single = workers == 1

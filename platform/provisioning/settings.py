@@ -30,6 +30,9 @@ MAX_WEBHOOK_RETRY_DELAY = 86_400.0
 
 # AMQP heartbeats (aiormq 7): a connection sends a heartbeat every max(1, timeout // 2) s and
 # gives up on one that has received no frame for 3 * (timeout + 1) s, checking at each send.
+# Tasks in flight per worker process: with the default two processes, 10,000 held 60-s calls,
+# each one connection (one file) and ~65 KiB (loadtest/RESULTS.md, the capacity table).
+DEFAULT_WORKER_PREFETCH = 5000
 DEFAULT_AMQP_HEARTBEAT_SECONDS = 60
 MIN_AMQP_HEARTBEAT_SECONDS = 1  # 0 would switch heartbeats off: a stall would never be noticed
 MAX_AMQP_HEARTBEAT_SECONDS = 3600
@@ -544,7 +547,7 @@ class WorkerSettings:
             raise SettingsError("SERVICE_A_URL", f"must be an https:// URL, got {url!r}")
         return cls(
             processes=env.integer("WORKER_PROCESSES", 2, minimum=1),
-            prefetch=env.integer("WORKER_PREFETCH", 2000, minimum=1),
+            prefetch=env.integer("WORKER_PREFETCH", DEFAULT_WORKER_PREFETCH, minimum=1),
             service_a_url=url,
             service_a_timeout_seconds=env.number("SERVICE_A_TIMEOUT_SECONDS", 90.0, minimum=0.1),
             service_a_attempts=env.integer("SERVICE_A_ATTEMPTS", 3, minimum=1),

@@ -13,8 +13,9 @@ from sanic import Sanic, empty
 from sanic.compat import Header
 from sanic.http import Stage
 
-from provisioning.http_protocol import FILE_RESERVE, REFUSAL, body_pending, connection_cap, receiving
+from provisioning.http_protocol import REFUSAL, body_pending, connection_cap, receiving
 from provisioning.http_rules import allowed_methods
+from provisioning.open_files import FILE_RESERVE
 
 
 def test_the_connection_cap_is_as_configured_without_a_file_limit_or_below_it() -> None:

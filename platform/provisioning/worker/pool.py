@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from ..logs import configure_logging
+from ..open_files import check_open_files, raise_open_file_limit
 from ..settings import WorkerSettings
 from . import process
 
@@ -80,4 +81,8 @@ class WorkerPool:
 
 def main_pool(settings: WorkerSettings) -> int:
     configure_logging("worker-pool", settings.log_level)
+    raise_open_file_limit()  # inherited by every worker process
+    # Each task in flight holds its connection to Service A, each webhook delivery its own.
+    check_open_files(settings.prefetch + settings.webhooks.prefetch,
+                     "WORKER_PREFETCH + WEBHOOK_PREFETCH")
     return WorkerPool(settings).run()
