@@ -30,6 +30,7 @@ from .outcomes import follow_outcomes
 from .profiling import Profiler
 from .sampling import LOAD_GENERATOR, ProcessSampler, cpu_between, listening_pid
 from .soak import SoakRun
+from .steady import SteadyWindow
 
 STATUS_READ_TASKS = 2000  # created tasks per client whose status the readers pick from
 SETTLE_BEFORE_LOAD_SECONDS = 1.0
@@ -145,6 +146,7 @@ class Bench:
                 time.sleep(SETTLE_BEFORE_LOAD_SECONDS)
                 baseline_at = time.monotonic()
                 before = sampler.snapshot()
+                steady = SteadyWindow.of(options, sampler) if phase == "rate" else None
                 results = self._clients(self._task_jobs(stack, phase, count, rate), tag, sampler)
                 creates = latency_figures(results)
                 task_ids = [task_id for result in results for _, task_id in result.tasks]
@@ -155,6 +157,8 @@ class Bench:
                 sampler.stop()
                 profiles = self.profiler.finish()
             figures = overhead_figures(outcomes)
+            if steady is not None:
+                steady.cancel()
             resources = resource_figures(
                 cpu_between(before, after), sampler.rss_between(baseline_at, after.at),
                 sampler.peaks(PLATFORM_GROUPS), window_seconds=after.at - before.at, tasks=len(task_ids),
@@ -167,7 +171,8 @@ class Bench:
             row |= {"rate": rate, "rate_seconds": options.rate_seconds,
                     "achieved_rate": creates["per_second"],
                     "generator_max_lag_ms": ms(max(result.max_lag for result in results)),
-                    "passed": rate_passed(creates, figures)}
+                    "passed": rate_passed(creates, figures),
+                    "steady": None if steady is None else steady.figures(rate)}
         self.results[phase].append(row)
         print(f"{tag}: submitted {figures['submitted']} at {creates['per_second']}/s "
               f"(create p99 {creates['p99_ms']} ms, errors {creates['errors']}); "

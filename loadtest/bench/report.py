@@ -22,6 +22,7 @@ JSON_PREFIX = "BENCH_JSON "
 
 
 SHORT_SOAK_MINUTES = 10  # shorter, a soak's verdict says it is a smoke run
+PYTHON_GROUPS = ("api", "worker", "stub")  # the platform's own Python processes
 TASK_PHASES = (("held", "Held concurrency (all N submitted at once)"), ("rate", "Sustained rate (open loop)"))
 
 
@@ -114,6 +115,22 @@ def _tasks_section(rows: list[dict[str, Any]], title: str) -> list[str]:
             f"| {row['tag']} | {per.get('api', 0)} | {per.get('worker', 0)} | {per.get('stub', 0)} "
             f"| {per.get('redis', 0)} | {per.get('rabbitmq', 0)} | {per.get(LOAD_GENERATOR, 0)} "
             f"| {total.get(OTHERS, 0)} of {row['resources']['window_seconds']} s |")
+    steady = [row for row in rows if row.get("steady")]
+    if steady:
+        lines += ["", "CPU ms per task in steady state (from the delay + 10 s after the "
+                  "clients started to the end of the submission, every call on a connection "
+                  "already open; meaningful for a run that kept up):", "",
+                  "| run | window s | api | worker | stub | Python (api + worker + stub) | redis "
+                  "| rabbitmq | load generator | others (total s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in steady:
+            window, per = row["steady"], row["steady"]["cpu_ms_per_task"]
+            python = sum(per.get(group, 0.0) for group in PYTHON_GROUPS)
+            lines.append(
+                f"| {row['tag']} | {window['from_second']:g} to {window['to_second']:g} "
+                f"| {per.get('api', 0)} | {per.get('worker', 0)} | {per.get('stub', 0)} "
+                f"| **{python:.2f}** | {per.get('redis', 0)} | {per.get('rabbitmq', 0)} "
+                f"| {per.get(LOAD_GENERATOR, 0)} | {window['others_cpu_seconds']} |")
     lines += ["", "Peak RSS (MiB) and open files per process:", ""]
     for row in rows:
         lines.append(f"- {row['tag']}: " + "; ".join(

@@ -83,6 +83,20 @@ def test_a_rate_run_says_whether_it_passed(report: dict[str, Any]) -> None:
     assert outcome.endswith("| no |")
 
 
+def test_a_rate_run_with_a_steady_window_gets_its_cpu_per_task_and_the_python_total(
+        report: dict[str, Any]) -> None:
+    steady = {"from_second": 70.0, "to_second": 120.0, "seconds": 50.0, "others_cpu_seconds": 1.5,
+              "cpu_ms_per_task": {"api": 1.2, "worker": 1.5, "stub": 0.6, "redis": 0.3,
+                                  "rabbitmq": 1.1, LOAD_GENERATOR: 0.9}}
+    report["rate"] = [task_row("rate-250", passed=True, steady=steady)]
+    (row,) = [line for line in lines_starting(render(report), "| rate-250 |") if " to " in line]
+    assert row == "| rate-250 | 70 to 120 | 1.2 | 1.5 | 0.6 | **3.30** | 0.3 | 1.1 | 0.9 | 1.5 |"
+
+
+def test_a_rate_run_without_a_steady_window_has_no_steady_table(report: dict[str, Any]) -> None:
+    assert "steady state" not in render(report)
+
+
 def test_phases_that_did_not_run_leave_no_section(report: dict[str, Any]) -> None:
     report |= {"api": [], "rate": []}
     text = render(report)
