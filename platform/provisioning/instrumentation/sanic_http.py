@@ -63,8 +63,19 @@ def route_template(request: Request[Any, Any]) -> str:
     route = request.route
     if route is None:
         return UNMATCHED_ROUTE
+    template = _TEMPLATES.get(route.path)
+    if template is None:
+        template = _TEMPLATES[route.path] = _template(route.path)
+    return template
+
+
+# By route path: as many as the apps have routes.
+_TEMPLATES: dict[str, str] = {}
+
+
+def _template(path: str) -> str:
     parts = []
-    for part in route.path.split("/"):
+    for part in path.split("/"):
         if part.startswith("<") and ":" in part:
             part = part.split(":", 1)[0] + ">"
         parts.append(part)
@@ -75,6 +86,9 @@ def instrument_sanic(app: Sanic[Any, Any], metrics: HttpServerMetrics, tracer: T
     """Open a SERVER span from ``tracer`` around every request and count it in ``metrics``
     (kept in the app's config too, for the connection counts of ``provisioning.http_protocol``)."""
     app.config[METRICS_CONFIG_KEY] = metrics
+    # Each (route, method, status)'s two series, looked up once: prometheus_client's labels()
+    # costs more than the increment. Bounded as the labels are (routes, methods, statuses).
+    children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def start_server_span(request: Request[Any, Any]) -> None:
         route = route_template(request)
@@ -101,12 +115,14 @@ def instrument_sanic(app: Sanic[Any, Any], metrics: HttpServerMetrics, tracer: T
         status = str(CLIENT_CLOSED if hung_up else response.status)
         started = getattr(request.ctx, "started", None)
         span = getattr(request.ctx, "span", None)
-        labels = {"route": route, "method": method_label(request.method), "status": status}
-        metrics.requests.labels(**labels).inc()
+        labels = (route, method_label(request.method), status)
+        series = children.get(labels)
+        if series is None:
+            series = children[labels] = (metrics.requests.labels(*labels),
+                                         metrics.duration.labels(*labels))
+        series[0].inc()
         if started is not None:
-            metrics.duration.labels(**labels).observe(
-                time.perf_counter() - started, exemplar=exemplar()
-            )
+            series[1].observe(time.perf_counter() - started, exemplar=exemplar())
         if span is not None:
             if not hung_up:
                 span.set_attribute("http.response.status_code", response.status)

@@ -54,5 +54,7 @@ def tracer() -> trace.Tracer:
 def annotate(**attributes: str) -> None:
     """Add domain attributes (``provisioning.*``, e.g. the task id) to the current span."""
     span = trace.get_current_span()
+    if not span.is_recording():  # tracing off, or a span not sampled: nothing would keep them
+        return
     for key, value in attributes.items():
         span.set_attribute(f"provisioning.{key}", value)
