@@ -12,6 +12,7 @@ from typing import Any
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
+from .collector import tune_collector
 from .http_protocol import BoundedHttpProtocol, apply_limits
 from .http_rules import apply_rules
 from .open_files import raise_open_file_limit
@@ -27,7 +28,12 @@ def bounded_app(factory: AppFactory, http: HttpServerSettings) -> Sanic[Any, Any
     app = factory()
     apply_limits(app, http)
     apply_rules(app)
+    app.after_server_start(_tune_collector)
     return app
+
+
+async def _tune_collector(app: Sanic[Any, Any]) -> None:
+    tune_collector()
 
 
 def serve_https(

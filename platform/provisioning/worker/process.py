@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 import uvloop
 
 from ..backoff import Backoff
+from ..collector import tune_collector
 from ..equipment_lease import EquipmentLease
 from ..logs import configure_logging
 from ..messaging import Broker
@@ -125,6 +126,7 @@ def run(settings: WorkerSettings, index: int = 0) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        tune_collector()  # started: what the process holds now is frozen
         await serve(settings, stop, metrics, traced=provider is not None)
 
     try:
