@@ -555,8 +555,7 @@ class TaskStore:
         return failover and age < self._settings.task_ttl_seconds
 
     async def _durable(self, script: AsyncScript, keys: list[str], args: list[Any], *,
-                       durable: bool, fence: str | None = None,
-                       before: Command | None = None, after: Command | None = None,
+                       durable: bool, fence: str | None = None, after: Command | None = None,
                        ) -> tuple[Any, int | None]:
         """Run ``script``; when ``durable`` and ``REDIS_WAIT_REPLICAS`` is set, follow it on the
         same connection with ``WAIT``: the number of replicas that acknowledged every write of
@@ -565,26 +564,23 @@ class TaskStore:
         confirm that earlier write: the replication stream is ordered, so acknowledging the
         renewal acknowledges everything before it.
 
-        ``before`` and ``after`` are commands that go with the script, in that order, in the
-        same round trip: one pipeline (not a transaction), which Redis runs in order on one
-        connection, so whoever sees the script's writes sees ``before``'s too. Each is meant to
-        be idempotent: after a Redis restart (the script no longer cached) they run twice."""
+        ``after`` is a command that goes with the script in the same round trip: one pipeline
+        (not a transaction), which Redis runs in order on one connection. It is meant to be
+        idempotent: after a Redis restart (the script no longer cached) it runs twice."""
         replicas = self._settings.wait_replicas if durable else 0
-        if before is None and after is None and not replicas:
+        if after is None and not replicas:
             return await script(keys=keys, args=args), None
         try:
-            return await self._pipelined(script, keys, args, replicas, fence, before, after)
+            return await self._pipelined(script, keys, args, replicas, fence, after)
         except NoScriptError:  # a restarted or failed-over Redis: load it, and run all again
             await self._redis.script_load(str(script.script))
-            return await self._pipelined(script, keys, args, replicas, fence, before, after)
+            return await self._pipelined(script, keys, args, replicas, fence, after)
 
     async def _pipelined(self, script: AsyncScript, keys: list[str], args: list[Any],
-                         replicas: int, fence: str | None, before: Command | None,
-                         after: Command | None) -> tuple[Any, int | None]:
+                         replicas: int, fence: str | None, after: Command | None
+                         ) -> tuple[Any, int | None]:
         wait: dict[str, Any] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
-            if before is not None:
-                pipe.execute_command(*before)
             if self._settings.cluster:
                 # A cluster pipeline sends each node's commands on one connection, in order: the
                 # script goes to its keys' node, and so does WAIT (it has no key), by name. A
@@ -603,7 +599,7 @@ class TaskStore:
                 pipe.execute_command("WAIT", replicas,
                                      round(self._settings.wait_timeout_seconds * 1000), **wait)
             rows: list[Any] = await pipe.execute()
-        return rows[0 if before is None else 1], int(rows[-1]) if replicas else None
+        return rows[0], int(rows[-1]) if replicas else None
 
     def _index_command(self, task_id: str, equipment_id: str) -> Command:
         """The write of the task's index entry, for as long as its record lives."""
@@ -655,6 +651,13 @@ class TaskStore:
                      trace_id: str | None, max_waiting: int = 0,
                      callback_url: str | None = None) -> Created:
         created = time.time() if now is None else now
+        # The index first, on its own: whoever sees the record can find it from its id alone.
+        # A create that is refused leaves it dangling; a task id without a record reads as
+        # missing. Not in one round trip with the script: a create whose round trip timed out
+        # (a stalled connection) is answered 500, and if both then ran late, the record would
+        # read as pending for ever with no message behind it; on its own, a stalled index
+        # write fails the create before any record is sent.
+        await self._index(task_id, equipment_id)
         try:
             (outcome, other, depth), acknowledged = await self._durable(
                 self._create,
@@ -666,10 +669,6 @@ class TaskStore:
                       TaskStatus.PENDING.value, TaskStatus.RUNNING.value, max_waiting,
                       *self._notice, callback_url or ""],
                 durable=True,
-                # The index first: whoever sees the record can find it from its id alone. A
-                # create that is refused leaves it dangling; a task id without a record reads
-                # as missing.
-                before=self._index_command(task_id, equipment_id),
             )
         except REDIS_UNAVAILABLE as error:
             raise StoreUnavailable(f"cannot create task: {error}") from error

@@ -57,8 +57,8 @@ async def test_a_task_is_indexed_by_its_id_for_as_long_as_its_record_lives(
 async def test_creates_and_transitions_work_on_after_redis_forgot_its_scripts(
     store: TaskStore, raw_redis: aioredis.Redis
 ) -> None:
-    """A restarted or failed-over Redis has no scripts cached: the create (sent with its index
-    in one round trip) and the final transition (with its index renewal) load them again."""
+    """A restarted or failed-over Redis has no scripts cached: the create and the final
+    transition (sent with its index renewal in one round trip) load them again."""
     task_id = new_id()
     await raw_redis.script_flush()
     await store.create(task_id, "abcdef1")
