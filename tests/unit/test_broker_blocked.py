@@ -38,7 +38,8 @@ class StalledChannel:
         self.confirmed = asyncio.Event()
 
     async def basic_publish(self, body: bytes, *, routing_key: str, properties: Any,
-                            mandatory: bool, timeout: float | None) -> spec.Basic.Ack:
+                            mandatory: bool, timeout: float | None, wait: bool = True
+                            ) -> spec.Basic.Ack:
         self.published.append(routing_key)
         self.waiting.set()
         async with asyncio.timeout(timeout):

@@ -76,6 +76,12 @@ class ConfirmingPublisher:
                             properties=properties,
                             mandatory=True,
                             timeout=self._timeout_seconds,
+                            # The confirm is what counts, not the socket's drain: waited for,
+                            # aiormq holds the channel's lock through the drain, so each publish
+                            # on the channel waits for the one before it to reach the socket, a
+                            # few event-loop turns each, and under load the queue for the lock
+                            # outgrew PUBLISH_TIMEOUT_SECONDS (loadtest/RESULTS.md, issue 13).
+                            wait=False,  # type: ignore[call-arg]  # aiormq.Channel has it, its ABC not
                         )
             except CONNECTION_ERRORS as error:
                 if blocked.expired():
