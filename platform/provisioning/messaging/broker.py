@@ -280,11 +280,6 @@ class Broker:
                 blocking=self._blocking, metrics=self._metrics)
             log.warning("publishing channel renewed after a failed publish (%s)",
                         self._addresses.node, extra={"component": self._name})
-        # New publishes go to the new channel; the old one is closed once every publish still
-        # waiting on it has had its confirm or its own timeout. Closed at once, it failed them
-        # all: one confirm late on a busy event loop made every result in flight "fate unknown",
-        # to be published again (thousands of retries a renewal at 250 tasks/s).
-        await asyncio.sleep(self._settings.publish_timeout_seconds)
         await _close_quietly(failed.channel)
 
     async def declare_parking(self, queue: str, ttl_seconds: int) -> None:
