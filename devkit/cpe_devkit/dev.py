@@ -24,7 +24,7 @@ from .stack import Stack
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # What this launcher runs unless the environment says otherwise: two stub processes, so that
 # the 10,000 calls the default worker pool holds (2 x WORKER_PREFETCH) fit the stub's
-# HTTP_MAX_CONNECTIONS with room to spare (README, "Capacity").
+# HTTP_MAX_CONNECTIONS with room to spare (README, "Performance and capacity").
 DEV_DEFAULTS = {"STUB_WORKERS": "2"}
 WATCH_SECONDS = 0.5
 READY_SECONDS = 60.0

@@ -26,15 +26,14 @@ def open_file_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def raise_open_file_limit() -> int | None:
-    """Raise the soft limit to the hard limit; returns the soft limit now in force."""
+def raise_open_file_limit() -> None:
+    """Raise the soft limit to the hard limit (a warning when the kernel refuses it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError) as error:  # a hard limit the kernel refuses (above nr_open)
             log.warning("open-file limit not raised: %s", error, extra={"soft": soft, "hard": hard})
-    return open_file_limit()
 
 
 def check_open_files(needed: int, what: str) -> None:

@@ -28,11 +28,12 @@ MAX_WEBHOOK_RETRIES = 20
 MIN_WEBHOOK_RETRY_DELAY = 0.1
 MAX_WEBHOOK_RETRY_DELAY = 86_400.0
 
+# Tasks in flight per worker process: with the default two processes, 10,000 held 60-s calls,
+# each one connection (one file) and ~65 KiB (README, "Performance and capacity").
+DEFAULT_WORKER_PREFETCH = 5000
+
 # AMQP heartbeats (aiormq 7): a connection sends a heartbeat every max(1, timeout // 2) s and
 # gives up on one that has received no frame for 3 * (timeout + 1) s, checking at each send.
-# Tasks in flight per worker process: with the default two processes, 10,000 held 60-s calls,
-# each one connection (one file) and ~65 KiB (loadtest/RESULTS.md, the capacity table).
-DEFAULT_WORKER_PREFETCH = 5000
 DEFAULT_AMQP_HEARTBEAT_SECONDS = 60
 MIN_AMQP_HEARTBEAT_SECONDS = 1  # 0 would switch heartbeats off: a stall would never be noticed
 MAX_AMQP_HEARTBEAT_SECONDS = 3600
