@@ -10,7 +10,7 @@ import binascii
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -31,6 +31,17 @@ MAX_WEBHOOK_RETRY_DELAY = 86_400.0
 # Tasks in flight per worker process: with the default two processes, 10,000 held 60-s calls,
 # each one connection (one file) and ~65 KiB (README, "Performance and capacity").
 DEFAULT_WORKER_PREFETCH = 5000
+
+# How long the worker pool waits for a publish's confirm (WORKER_CONFIRM_TIMEOUT_SECONDS). Each of
+# its publishes (a result, a webhook, a hand-over) is made while it holds the task's message, so
+# nobody waits on it but that task; a confirm that cannot come ends the wait before the bound in
+# most cases (a nack, a resource alarm, a connection closed; a silent one once its heartbeat
+# gives it up). A timed-out confirm is published again, and the timeout renews the channel,
+# failing every other confirm awaited on it: a bound as short as Service B's
+# (PUBLISH_TIMEOUT_SECONDS, where a client waits) turned a busy event loop's late confirms into
+# a storm of duplicates (loadtest/RESULTS.md, issue 13).
+DEFAULT_WORKER_CONFIRM_TIMEOUT_SECONDS = 60.0
+WORKER_CONFIRM_TIMEOUT_BOUNDS = (0.1, 3600.0)
 
 # AMQP heartbeats (aiormq 7): a connection sends a heartbeat every max(1, timeout // 2) s and
 # gives up on one that has received no frame for 3 * (timeout + 1) s, checking at each send.
@@ -539,6 +550,15 @@ class WorkerSettings:
     webhooks: WebhookSettings
     # reject mode: a device's lease outlasts a call by this much (see equipment_lease).
     equipment_lease_margin_seconds: float = 5.0
+    confirm_timeout_seconds: float = DEFAULT_WORKER_CONFIRM_TIMEOUT_SECONDS
+
+    @property
+    def own_broker(self) -> BrokerSettings:
+        """The settings of the pool's own RabbitMQ connection: ``broker`` with the confirm
+        timeout of a publish made while a task is held (``confirm_timeout_seconds``).
+        ``broker.publish_timeout_seconds`` stays Service B's, which a serialize-mode turn's
+        arrival window is measured in."""
+        return replace(self.broker, publish_timeout_seconds=self.confirm_timeout_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -565,4 +585,7 @@ class WorkerSettings:
             webhooks=WebhookSettings.from_env(env, signing=True),
             equipment_lease_margin_seconds=env.number(
                 "EQUIPMENT_LEASE_MARGIN_SECONDS", 5.0, minimum=0.0),
+            confirm_timeout_seconds=_bounded_number(
+                env, "WORKER_CONFIRM_TIMEOUT_SECONDS", DEFAULT_WORKER_CONFIRM_TIMEOUT_SECONDS,
+                WORKER_CONFIRM_TIMEOUT_BOUNDS),
         )

@@ -151,3 +151,25 @@ def test_a_create_bound_below_one_names_its_variable(variable: str) -> None:
         ApiSettings.from_env({variable: "0"})
     assert caught.value.variable == variable
     assert "must be at least 1" in str(caught.value)
+
+
+def test_the_worker_waits_a_minute_for_a_confirm_while_service_b_waits_its_publish_timeout() -> None:
+    """The pool publishes only while it holds a task, so its confirms may be late without a
+    re-publish; Service B's timeout stays the one a serialize-mode turn is measured in."""
+    worker = WorkerSettings.from_env({"PUBLISH_TIMEOUT_SECONDS": "2"})
+    assert worker.confirm_timeout_seconds == 60.0
+    assert worker.own_broker.publish_timeout_seconds == 60.0
+    assert worker.broker.publish_timeout_seconds == 2.0
+    assert worker.own_broker.urls == worker.broker.urls
+    told = WorkerSettings.from_env({"WORKER_CONFIRM_TIMEOUT_SECONDS": "7.5"})
+    assert told.own_broker.publish_timeout_seconds == 7.5
+
+
+@pytest.mark.parametrize(("value", "problem"), [("0.05", "must be at least 0.1"),
+                                                ("3601", "must be at most 3600"),
+                                                ("nan", "must be a finite number")])
+def test_a_worker_confirm_timeout_out_of_range_names_the_variable(value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        WorkerSettings.from_env({"WORKER_CONFIRM_TIMEOUT_SECONDS": value})
+    assert caught.value.variable == "WORKER_CONFIRM_TIMEOUT_SECONDS"
+    assert problem in str(caught.value)

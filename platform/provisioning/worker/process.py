@@ -45,7 +45,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event, metrics: WorkerMe
         ServiceAClient(settings, traced=traced) as service_a,
         AsyncExitStack() as optional,
     ):
-        broker = Broker(settings.broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
+        broker = Broker(settings.own_broker, name=f"worker-{os.getpid()}", metrics=metrics.broker)
         # Over the store's client and pool, so closed with the store.
         mode = settings.equipment_concurrency
         lease = EquipmentLease.for_worker(store.redis, settings) if mode.exclusive else None
