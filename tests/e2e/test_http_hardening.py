@@ -1,6 +1,7 @@
 """Service B and the stub against clients that break HTTP (issue 12's probe findings 1, 2, 3,
 4, 8 and 12): hang-ups, invented methods, short and trickling requests, too many connections,
-malformed request lines, bodies where none belong, wrong methods.
+malformed request lines, bodies where none belong, wrong methods; and against a client that is
+still sending a body when it is answered (the lingering close).
 
 Both servers share the plumbing that answers these (``provisioning.serving``,
 ``.http_protocol``, ``.http_rules``, ``.instrumentation``), so every test runs against both,
@@ -26,6 +27,7 @@ from cpe_devkit.ports import free_port
 from cpe_devkit.probes import Samples, sample_total, scrape
 from cpe_devkit.processes import http_get
 from cpe_devkit.stack import Stack, throwaway_stack
+from provisioning.http_protocol import LINGER_MAX_BYTES, LINGER_QUIET_SECONDS, LINGER_SECONDS
 from tests.support.otlp import OtlpReceiver
 from tests.support.platforms import e2e_environment
 
@@ -34,14 +36,18 @@ pytestmark = pytest.mark.e2e
 REQUEST_TIMEOUT = 1.0  # HTTP_REQUEST_TIMEOUT_SECONDS
 DEADLINE = 3.0  # HTTP_REQUEST_DEADLINE_SECONDS
 MAX_CONNECTIONS = 16  # HTTP_MAX_CONNECTIONS
+MAX_BODY_BYTES = 64 * 1024  # API_MAX_BODY_BYTES and STUB_MAX_BODY_BYTES
 # Generous: two cores shared with other test runs. A bound is checked every half timeout.
 MARGIN = 6.0
+TOLERANCE = 1.0  # past a lingering bound: its check, and a loaded machine
 POLL_SECONDS = 0.1
 CREATE_PATH = "/api/v1/equipment/cpe/HARDENED01"
 REQUESTS = "http_server_requests_total"
 STUB_ANSWERS = "equipment_stub_answers_total"
 OVERLOADED = {"code": 503, "message": "Service is overloaded, retry later"}
 TIMED_OUT = {"code": 408, "message": "Request Timeout"}
+TOO_LARGE = {"code": 413, "message": "Request body exceeds the size limit"}
+CHUNK = b" " * (16 * 1024)  # one write of a body being uploaded
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ def platform(otlp: tuple[OtlpReceiver, int], cert_dir: Path,
         HTTP_REQUEST_TIMEOUT_SECONDS=str(REQUEST_TIMEOUT),
         HTTP_REQUEST_DEADLINE_SECONDS=str(DEADLINE),
         HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        API_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+        STUB_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
         STUB_DELAY_SECONDS="30",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp[1]}",
         OTEL_BSP_SCHEDULE_DELAY="200",
@@ -468,3 +476,136 @@ async def test_a_connection_that_never_starts_its_tls_handshake_is_closed_at_the
         await close(writer)
     print(f"{server.name}: a silent TCP connection closed after "
           f"{asyncio.get_running_loop().time() - started:.2f}s (deadline {DEADLINE}s)")
+
+
+# -- the lingering close: an answer before the body reaches a client still sending it ------
+
+
+async def upload(writer: asyncio.StreamWriter, chunks: int, *, pause: float = 0.0) -> None:
+    for _ in range(chunks):
+        writer.write(CHUNK)
+        await writer.drain()
+        await asyncio.sleep(pause)
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything up to the server's close; a reset raises, unlike ``read_to_close``."""
+    data = b""
+    while chunk := await reader.read(65536):
+        data += chunk
+    return data
+
+
+async def send_until_closed(writer: asyncio.StreamWriter, *, pause: float) -> int:
+    """Body chunks, one every ``pause``, until the server closes: the bytes sent."""
+    sent = 0
+    deadline = asyncio.get_running_loop().time() + LINGER_SECONDS + MARGIN
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            writer.write(CHUNK)
+            await writer.drain()
+            sent += len(CHUNK)
+            await asyncio.sleep(pause)
+    except (ConnectionError, ssl.SSLError):
+        return sent
+    raise AssertionError(f"the connection still open {LINGER_SECONDS + MARGIN}s into its body")
+
+
+async def test_a_body_over_the_limit_uploaded_in_full_before_reading_gets_the_whole_413(
+        server: Server) -> None:
+    """The classic client (and Locust's): it sends its whole body and only then reads. The 413
+    comes from the Content-Length at once; closing then, with the body's bytes unread, would be
+    a TCP reset the client sees while uploading, before it reads the answer.
+
+    8 MiB/s, as over a fast network: over loopback, a body this size is all in the socket
+    buffers before the server answers, and the reset came only in about 1 run in 20."""
+    body_bytes = 4 * MAX_BODY_BYTES
+    reader, writer = await connect(server)
+    try:
+        writer.write(create_request(b"", length=body_bytes))
+        await upload(writer, body_bytes // len(CHUNK), pause=0.002)
+        answer = parse(await asyncio.wait_for(read_until_closed(reader), MARGIN))
+    finally:
+        await close(writer)
+    assert (answer.status, answer.json()) == (413, TOO_LARGE)
+    assert answer.headers["connection"] == "close"
+    assert len(answer.body) == int(answer.headers["content-length"])
+
+
+async def test_a_client_that_stops_sending_its_body_is_closed_once_quiet_after_its_413(
+        server: Server) -> None:
+    reader, writer = await connect(server)
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(create_request(b"", length=100 * MAX_BODY_BYTES))
+        await upload(writer, 4 * MAX_BODY_BYTES // len(CHUNK))  # of a body 25 times as long
+        last_byte = loop.time()
+        answer = parse(await asyncio.wait_for(read_until_closed(reader), MARGIN))
+        quiet = loop.time() - last_byte
+    finally:
+        await close(writer)
+    assert (answer.status, answer.json()) == (413, TOO_LARGE)
+    assert LINGER_QUIET_SECONDS <= quiet < LINGER_SECONDS  # the quiet ended it, not the time
+    print(f"{server.name}: closed {quiet:.2f}s after the last byte (quiet {LINGER_QUIET_SECONDS}s)")
+
+
+async def test_a_client_sending_its_body_for_ever_is_closed_at_the_lingering_time(
+        server: Server) -> None:
+    reader, writer = await connect(server)
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(create_request(b"", length=1 << 40))
+        await upload(writer, 1)
+        answer = parse(await asyncio.wait_for(read_answer(reader), MARGIN))
+        answered = loop.time()
+        # 160 KiB/s: never quiet, and far below LINGER_MAX_BYTES within LINGER_SECONDS.
+        await send_until_closed(writer, pause=0.1)
+        lingered = loop.time() - answered
+    finally:
+        await close(writer)
+    assert (answer.status, answer.json()) == (413, TOO_LARGE)
+    assert LINGER_SECONDS - TOLERANCE < lingered < LINGER_SECONDS + TOLERANCE
+    print(f"{server.name}: a body sent for ever cut {lingered:.2f}s after its 413 "
+          f"(lingering time {LINGER_SECONDS}s)")
+
+
+async def test_a_client_flooding_its_body_is_closed_after_the_lingering_bytes(server: Server) -> None:
+    reader, writer = await connect(server)
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(create_request(b"", length=1 << 40))
+        await upload(writer, 1)
+        answer = parse(await asyncio.wait_for(read_answer(reader), MARGIN))
+        answered = loop.time()
+        sent = await send_until_closed(writer, pause=0)
+        lingered = loop.time() - answered
+    finally:
+        await close(writer)
+    assert (answer.status, answer.json()) == (413, TOO_LARGE)
+    assert lingered < LINGER_SECONDS  # the byte bound closed it, not the lingering time
+    print(f"{server.name}: a flood cut {lingered:.2f}s after its 413, {sent / 2**20:.1f} MiB sent "
+          f"(the server reads at most {LINGER_MAX_BYTES / 2**20:.0f} MiB; the rest in buffers)")
+
+
+async def test_a_lingering_connection_gives_its_place_to_a_new_one_at_the_cap(server: Server) -> None:
+    await eventually(lambda: sample_total(server.samples(), "http_server_open_connections") == 0,
+                     "the other tests' connections closed")
+    refused = sample_total(server.samples(), "http_server_refused_connections_total")
+    reader, writer = await connect(server)
+    held = [await connect(server) for _ in range(MAX_CONNECTIONS - 1)]
+    try:
+        writer.write(create_request(b"", length=1 << 40))
+        await upload(writer, 1)
+        assert parse(await asyncio.wait_for(read_answer(reader), MARGIN)).status == 413
+        lingering = asyncio.ensure_future(send_until_closed(writer, pause=0.1))
+        await eventually(lambda: sample_total(server.samples(), "http_server_open_connections")
+                         == MAX_CONNECTIONS, "the cap's connections open")
+        answer = await exchange(server, b"GET /health HTTP/1.1\r\nHost: localhost\r\n"
+                                        b"Connection: close\r\n\r\n")
+        assert answer.status == 200  # not the 503 of a full process
+        await asyncio.wait_for(lingering, MARGIN)
+        assert sample_total(server.samples(), "http_server_refused_connections_total") == refused
+    finally:
+        await close(writer)
+        for _, held_writer in held:
+            await close(held_writer)

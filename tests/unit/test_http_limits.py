@@ -1,6 +1,6 @@
 """The pure parts of the HTTP servers' bounds (``provisioning.http_protocol``,
-``provisioning.http_rules``): the connection cap under a file limit, when a connection counts as
-receiving a request, and the methods a 405 names."""
+``provisioning.http_rules``): the connection cap under a file limit, lingering connections at the
+cap, when a connection counts as receiving a request, and the methods a 405 names."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from sanic import Sanic, empty
 from sanic.compat import Header
 from sanic.http import Stage
 
-from provisioning.http_protocol import REFUSAL, body_pending, connection_cap, receiving
+from provisioning.http_protocol import (
+    REFUSAL,
+    LingeringConnections,
+    body_pending,
+    connection_cap,
+    receiving,
+)
 from provisioning.http_rules import allowed_methods
 from provisioning.open_files import FILE_RESERVE
 
@@ -26,6 +32,36 @@ def test_the_connection_cap_is_as_configured_without_a_file_limit_or_below_it() 
 def test_the_connection_cap_leaves_the_reserve_of_a_lower_file_limit() -> None:
     assert connection_cap(10_000, 1024) == 1024 - FILE_RESERVE
     assert connection_cap(10_000, FILE_RESERVE) == 1  # never none at all
+
+
+class Connection:
+    """A server connection, as far as the lingering ones' register sees it."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_at_the_cap_the_oldest_lingering_connection_is_closed_to_make_room() -> None:
+    lingering, (first, second, serving) = LingeringConnections(), (Connection() for _ in range(3))
+    connections: set[Any] = {first, second, serving}
+    lingering.add(first)  # type: ignore[arg-type]
+    lingering.add(second)  # type: ignore[arg-type]
+    assert lingering.make_room(connections)
+    assert (first.aborted, second.aborted) == (True, False)
+    assert connections == {second, serving}  # the cap counts the new connection in its place
+    assert lingering.make_room(connections) and second.aborted
+    assert not lingering.make_room(connections)  # none left: the new connection is refused
+    assert not serving.aborted and connections == {serving}
+
+
+def test_a_connection_done_lingering_is_not_closed_to_make_room() -> None:
+    lingering, done = LingeringConnections(), Connection()
+    lingering.add(done)  # type: ignore[arg-type]
+    lingering.discard(done)  # type: ignore[arg-type]
+    assert not lingering.make_room({done}) and not done.aborted
 
 
 def test_the_refusal_is_a_complete_503_that_says_when_to_retry_and_closes() -> None:
