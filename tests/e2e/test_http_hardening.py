@@ -496,6 +496,14 @@ async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
     return data
 
 
+async def answered_while_uploading_for_ever(reader: asyncio.StreamReader,
+                                           writer: asyncio.StreamWriter) -> Answer:
+    """A create declaring a body far over the limit, its first chunk sent: its (early) answer."""
+    writer.write(create_request(b"", length=1 << 40))
+    await upload(writer, 1)
+    return parse(await asyncio.wait_for(read_answer(reader), MARGIN))
+
+
 async def send_until_closed(writer: asyncio.StreamWriter, *, pause: float) -> int:
     """Body chunks, one every ``pause``, until the server closes: the bytes sent."""
     sent = 0
@@ -554,9 +562,7 @@ async def test_a_client_sending_its_body_for_ever_is_closed_at_the_lingering_tim
     reader, writer = await connect(server)
     loop = asyncio.get_running_loop()
     try:
-        writer.write(create_request(b"", length=1 << 40))
-        await upload(writer, 1)
-        answer = parse(await asyncio.wait_for(read_answer(reader), MARGIN))
+        answer = await answered_while_uploading_for_ever(reader, writer)
         answered = loop.time()
         # 160 KiB/s: never quiet, and far below LINGER_MAX_BYTES within LINGER_SECONDS.
         await send_until_closed(writer, pause=0.1)
@@ -573,9 +579,7 @@ async def test_a_client_flooding_its_body_is_closed_after_the_lingering_bytes(se
     reader, writer = await connect(server)
     loop = asyncio.get_running_loop()
     try:
-        writer.write(create_request(b"", length=1 << 40))
-        await upload(writer, 1)
-        answer = parse(await asyncio.wait_for(read_answer(reader), MARGIN))
+        answer = await answered_while_uploading_for_ever(reader, writer)
         answered = loop.time()
         sent = await send_until_closed(writer, pause=0)
         lingered = loop.time() - answered
@@ -594,9 +598,7 @@ async def test_a_lingering_connection_gives_its_place_to_a_new_one_at_the_cap(se
     reader, writer = await connect(server)
     held = [await connect(server) for _ in range(MAX_CONNECTIONS - 1)]
     try:
-        writer.write(create_request(b"", length=1 << 40))
-        await upload(writer, 1)
-        assert parse(await asyncio.wait_for(read_answer(reader), MARGIN)).status == 413
+        assert (await answered_while_uploading_for_ever(reader, writer)).status == 413
         lingering = asyncio.ensure_future(send_until_closed(writer, pause=0.1))
         await eventually(lambda: sample_total(server.samples(), "http_server_open_connections")
                          == MAX_CONNECTIONS, "the cap's connections open")
