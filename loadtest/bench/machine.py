@@ -22,6 +22,31 @@ def raise_open_files_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def ephemeral_ports(path: str = PORT_RANGE_FILE) -> int:
+    """How many connections one source address can open to one destination address and port:
+    the size of the kernel's ephemeral range (0 where the file cannot be read). Every call in
+    flight holds its own connection to the stub, so this caps N at one stub address."""
+    try:
+        with open(path) as text:
+            low, high = (int(part) for part in text.read().split())
+    except (OSError, ValueError):
+        return 0
+    return high - low + 1
+
+
+def port_range_warning(in_flight: int, ports: int) -> str | None:
+    """A line for the progress output when ``in_flight`` calls cannot all connect, else None."""
+    if ports <= 0 or in_flight <= ports:
+        return None
+    return (f"warning: ~{in_flight:,} calls in flight need as many connections to the stub's one "
+            f"address and port, but the ephemeral port range gives {ports:,}: connects past that fail "
+            f"('service A unreachable'). Widen it for the run: "
+            f"sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"")
+
+
 def _first_field(path: str, prefix: str, separator: str | None = None) -> str:
     """The value of the first line of ``path`` that starts with ``prefix`` ("" if none)."""
     with open(path) as lines:
@@ -46,6 +71,7 @@ def machine_facts() -> dict[str, Any]:
         "memory_gib": round(memory_kib / 1024 / 1024, 1),
         "kernel": host_platform.release(),
         "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "ephemeral_ports": ephemeral_ports(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "versions": versions,
     }

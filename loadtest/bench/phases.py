@@ -23,6 +23,7 @@ from .figures import (
 )
 from .jobs import ClientJob, ClientResult, JobKind, plan_jobs
 from .launch import bench_environment, running_platform, service_ports, target
+from .machine import ephemeral_ports, port_range_warning
 from .notice import NoticeRun
 from .notice_figures import NoticeMode
 from .options import ALL_PHASES, BenchOptions
@@ -137,6 +138,8 @@ class Bench:
 
     def _tasks_run(self, phase: str, tag: str, *, count: int = 0, rate: float = 0.0) -> None:
         options = self.options
+        if warning := port_range_warning(count or int(rate * options.delay), ephemeral_ports()):
+            print(f"{tag}: {warning}", flush=True)
         environment = bench_environment(options, tag, api_workers=options.api_workers[0],
                                         work_dir=self.work_dir)
         with running_platform(environment, self.work_dir / "logs" / tag) as stack:

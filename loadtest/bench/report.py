@@ -61,6 +61,7 @@ def _run_header(report: dict[str, Any]) -> list[str]:
         "",
         f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB, "
         f"kernel {machine['kernel']}, open files limit {machine['open_files_limit']}, "
+        f"ephemeral ports {machine.get('ephemeral_ports', 'unknown')}, "
         f"load average at start {machine['load_average_at_start']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()) + ".",

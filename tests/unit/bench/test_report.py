@@ -13,7 +13,7 @@ from bench.sampling import LOAD_GENERATOR, OTHERS
 
 def machine() -> dict[str, Any]:
     return {"cores": 2, "cpu": "Test CPU", "memory_gib": 7.8, "kernel": "6.1", "open_files_limit": 65536,
-            "load_average_at_start": [0.5, 0.4, 0.3], "versions": {"python": "3.11.9", "sanic": "24.6"}}
+            "ephemeral_ports": 28232, "load_average_at_start": [0.5, 0.4, 0.3], "versions": {"python": "3.11.9", "sanic": "24.6"}}
 
 
 def api_row() -> dict[str, Any]:
@@ -57,7 +57,8 @@ def lines_starting(text: str, start: str) -> list[str]:
 def test_the_header_names_the_run_the_machine_and_the_settings(report: dict[str, Any]) -> None:
     text = render(report)
     assert text.startswith("Run 2026-12-01T09:03:29+00:00 — `task bench -- --quick`")
-    assert "Machine: 2 cores (Test CPU), 7.8 GiB, kernel 6.1, open files limit 65536" in text
+    assert ("Machine: 2 cores (Test CPU), 7.8 GiB, kernel 6.1, open files limit 65536, "
+            "ephemeral ports 28232, load average") in text
     assert "Versions: python 3.11.9, sanic 24.6." in text
     assert "Settings: clients=2, stub_delay_seconds=2.0." in text
 
