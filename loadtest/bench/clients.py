@@ -168,9 +168,12 @@ async def _submit(session: aiohttp.ClientSession, job: ClientJob, result: Client
         for index in counter:
             await _create(session, job, index, result, body)
 
+    reporter = asyncio.create_task(_report_progress(job, result))
     result.first = time.time()
     await asyncio.gather(*(loop() for _ in range(job.concurrency)))
     result.last = time.time()
+    reporter.cancel()
+    write_progress(job.progress_file, result)
 
 
 async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientSession, job: ClientJob,
@@ -246,10 +249,13 @@ async def _paced(job: ClientJob, result: ClientResult,
 
 async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
     """Start request i at i / rate seconds, whatever the earlier ones are doing."""
+    reporter = asyncio.create_task(_report_progress(job, result))
     pending = await _paced(job, result, lambda index: _create(session, job, index, result))
     if pending:
         await asyncio.wait(pending, timeout=OPEN_LOOP_DRAIN_SECONDS)
     result.last = time.time()
+    reporter.cancel()
+    write_progress(job.progress_file, result)
 
 
 async def _open_loop_and_poll(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:

@@ -41,7 +41,7 @@ class ClientJob:
     callback_url: str = ""  # SUBMIT: each create names it as its ``callbackUrl``
     wait_seconds: float = 0.0  # POLL: the interval; LONG_POLL: the ``?wait=``
     notice_seconds: float = 0.0  # waiters: a task's notice later than this after its create is lost
-    progress_file: str = ""  # waiters: where the client writes its counts now and then
+    progress_file: str = ""  # where the client writes its counts now and then (none: not written)
 
     @property
     def waits(self) -> bool:

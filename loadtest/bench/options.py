@@ -127,7 +127,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                              "as lost (BENCH_SETTLE, 120)")
     parser.add_argument("--profile", type=float, default=float(get("BENCH_PROFILE", "0")), metavar="SECONDS",
                         help="record py-spy profiles (py-spy comes with the dev extra) of every "
-                             "platform process for this many seconds from the start of each run's load; "
+                             "platform process for this many seconds from the start of each run's load "
+                             "(a rate run's: from the start of its steady window); "
                              "summaries go into the report")
     parser.add_argument("--notice-held", default=None,
                         help="N values for notice: tasks held, each with its waiting client "

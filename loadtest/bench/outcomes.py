@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioning.environment import Environment
@@ -69,10 +69,14 @@ class Outcomes:
 
 
 async def follow_outcomes(environment: Mapping[str, str], tasks: Sequence[str], delay: float,
-                          deadline: float, interval: float = 2.0) -> Outcomes:
-    """Read the task records until every task is final or the deadline (monotonic) passes."""
+                          deadline: float, interval: float = 2.0,
+                          progress: Callable[[Outcomes, int, int], None] | None = None,
+                          progress_every: float = 10.0) -> Outcomes:
+    """Read the task records until every task is final or the deadline (monotonic) passes;
+    ``progress(outcomes, running, still open)`` every ``progress_every`` seconds meanwhile."""
     outcomes = Outcomes(submitted=len(tasks))
     open_tasks = list(tasks)
+    reported_at = time.monotonic()
     async with TaskStore(RedisSettings.from_env(Environment(environment))) as store:
         while open_tasks:
             still_open: list[str] = []
@@ -84,6 +88,9 @@ async def follow_outcomes(environment: Mapping[str, str], tasks: Sequence[str], 
                 running += batch_running
             outcomes.note_running(running, time.monotonic())
             open_tasks = still_open
+            if progress is not None and time.monotonic() - reported_at >= progress_every:
+                progress(outcomes, running, len(open_tasks))
+                reported_at = time.monotonic()
             if not open_tasks or time.monotonic() > deadline:
                 break
             await asyncio.sleep(interval)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from .machine import ephemeral_ports, port_range_warning
 from .notice import NoticeRun
 from .notice_figures import NoticeMode
 from .options import ALL_PHASES, BenchOptions
-from .outcomes import follow_outcomes
+from .outcomes import Outcomes, follow_outcomes
 from .profiling import Profiler
+from .progress import read_progress
 from .sampling import LOAD_GENERATOR, ProcessSampler, cpu_between, listening_pid
 from .soak import SoakRun
 from .steady import SteadyWindow
@@ -37,6 +39,7 @@ STATUS_READ_TASKS = 2000  # created tasks per client whose status the readers pi
 SETTLE_BEFORE_LOAD_SECONDS = 1.0
 PLATFORM_GROUPS = ("api", "worker", "stub")
 SAMPLE_SECONDS = 0.5  # the process sampler's interval in the short phases
+PROGRESS_EVERY_SECONDS = 10.0  # a progress line while a held or rate run submits and completes
 
 
 class Bench:
@@ -63,10 +66,13 @@ class Bench:
         roots[LOAD_GENERATOR] = os.getpid()
         return ProcessSampler(roots, interval)
 
-    def _clients(self, jobs: list[ClientJob], tag: str, sampler: ProcessSampler) -> list[ClientResult]:
-        """Run the jobs, profiling from the moment they start."""
-        self.profiler.start_later(jobs[0].start_at - time.time(), tag, sampler)
-        return run_clients(jobs)
+    def _clients(self, jobs: list[ClientJob], tag: str, sampler: ProcessSampler, *,
+                 profile_after: float = 0.0, progress: Callable[[], None] | None = None
+                 ) -> list[ClientResult]:
+        """Run the jobs, profiling from ``profile_after`` seconds after they start, and calling
+        ``progress`` every ``PROGRESS_EVERY_SECONDS`` meanwhile."""
+        self.profiler.start_later(jobs[0].start_at - time.time() + profile_after, tag, sampler)
+        return run_clients(jobs, progress, every=PROGRESS_EVERY_SECONDS)
 
     # api: Service B alone.
     def phase_api(self) -> None:
@@ -129,12 +135,35 @@ class Bench:
     def phase_soak(self) -> None:
         self.results["soak"].append(SoakRun(self.options, self.work_dir, self.sampler_for).run())
 
-    def _task_jobs(self, stack: Stack, phase: str, count: int, rate: float) -> list[ClientJob]:
+    def _task_jobs(self, stack: Stack, phase: str, count: int, rate: float, progress_dir: Path
+                   ) -> list[ClientJob]:
         options = self.options
         if phase == "held":
-            return plan_for(options, stack, JobKind.SUBMIT, options.submit_concurrency, count=count)
+            return plan_for(options, stack, JobKind.SUBMIT, options.submit_concurrency, count=count,
+                            progress_dir=str(progress_dir))
         return plan_for(options, stack, JobKind.RATE, max(64, int(rate / 10)), rate=rate,
-                        duration=options.rate_seconds)
+                        duration=options.rate_seconds, progress_dir=str(progress_dir))
+
+    @staticmethod
+    def _submission_progress(tag: str, progress_dir: Path) -> Callable[[], None]:
+        started = time.monotonic()
+
+        def report() -> None:
+            created = read_progress(progress_dir)["created"]
+            print(f"  {tag} +{time.monotonic() - started:.0f}s: created {created}", flush=True)
+
+        return report
+
+    @staticmethod
+    def _outcome_progress(tag: str) -> Callable[[Outcomes, int, int], None]:
+        started = time.monotonic()
+
+        def report(outcomes: Outcomes, running: int, still_open: int) -> None:
+            print(f"  {tag} +{time.monotonic() - started:.0f}s after the last create: "
+                  f"completed {outcomes.completed} failed {outcomes.failed}, running {running}, "
+                  f"not final {still_open}", flush=True)
+
+        return report
 
     def _tasks_run(self, phase: str, tag: str, *, count: int = 0, rate: float = 0.0) -> None:
         options = self.options
@@ -150,11 +179,18 @@ class Bench:
                 baseline_at = time.monotonic()
                 before = sampler.snapshot()
                 steady = SteadyWindow.of(options, sampler) if phase == "rate" else None
-                results = self._clients(self._task_jobs(stack, phase, count, rate), tag, sampler)
+                # A rate run is profiled in its steady window, whose CPU per task the profile explains.
+                progress_dir = self.work_dir / "progress" / tag
+                progress_dir.mkdir(parents=True, exist_ok=True)
+                jobs = self._task_jobs(stack, phase, count, rate, progress_dir)
+                results = self._clients(jobs, tag, sampler,
+                                        profile_after=0.0 if steady is None else steady.opens_after,
+                                        progress=self._submission_progress(tag, progress_dir))
                 creates = latency_figures(results)
                 task_ids = [task_id for result in results for _, task_id in result.tasks]
                 deadline = time.monotonic() + options.delay + options.settle
-                outcomes = asyncio.run(follow_outcomes(environment, task_ids, options.delay, deadline))
+                outcomes = asyncio.run(follow_outcomes(environment, task_ids, options.delay, deadline,
+                                                       progress=self._outcome_progress(tag)))
                 after = sampler.snapshot()
             finally:
                 sampler.stop()
