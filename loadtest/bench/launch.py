@@ -39,12 +39,17 @@ def cert_dir() -> Path:
 
 def worker_prefetch(options: BenchOptions) -> int:
     """WORKER_PREFETCH: as given, or enough for the largest N (of held and notice), or
-    R x (delay + 5 s) (of rate and soak), in flight."""
+    R x (delay + 5 s) (of rate and soak), in flight, of the phases that run."""
     if options.worker_prefetch:
         return options.worker_prefetch
-    in_flight = [*options.held, *options.notice_held, *(rate * (options.delay + 5) for rate in options.rates),
-                 options.soak_rate * (options.soak_delay + 5), MIN_PREFETCH_TASKS]
-    return math.ceil(max(in_flight) / options.worker_processes * PREFETCH_MARGIN)
+    in_flight_by_phase = {
+        "held": options.held, "notice": options.notice_held,
+        "rate": [rate * (options.delay + 5) for rate in options.rates],
+        "soak": [options.soak_rate * (options.soak_delay + 5)],
+    }
+    in_flight = [count for phase in options.phases for count in in_flight_by_phase.get(phase, ())]
+    per_process = max([*in_flight, MIN_PREFETCH_TASKS]) / options.worker_processes * PREFETCH_MARGIN
+    return math.ceil(round(per_process, 6))  # 12,500 x 1.1 is 13,750, not 13,751
 
 
 def bench_environment(options: BenchOptions, tag: str, *, api_workers: int, work_dir: Path) -> dict[str, str]:

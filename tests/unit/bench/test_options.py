@@ -52,6 +52,11 @@ def test_the_worker_prefetch_covers_the_most_tasks_in_flight_per_process_with_a_
     assert worker_prefetch(parse_args(["--rates", "300", "--held", "10", "--delay", "60"], environ={})) == 10_725
 
 
+def test_the_worker_prefetch_counts_only_the_phases_that_run() -> None:
+    held_only = parse_args(["--phases", "held", "--held", "50000", "--worker-processes", "4"], environ={})
+    assert worker_prefetch(held_only) == 13_750  # 50,000 / 4 x 1.1: the default 300/s x 305 s not counted
+
+
 def test_a_given_worker_prefetch_is_kept() -> None:
     assert worker_prefetch(parse_args(["--worker-prefetch", "77"], environ={})) == 77
 
@@ -113,6 +118,6 @@ def test_a_soak_number_that_makes_no_sense_is_refused_by_its_name(
 
 
 def test_the_worker_prefetch_covers_the_soaks_tasks_in_flight() -> None:
-    options = parse_args(["--soak-rate", "500", "--soak-delay", "10", "--held", "10", "--notice-held", "10",
+    options = parse_args(["--phases", "soak", "--soak-rate", "500", "--soak-delay", "10", "--held", "10", "--notice-held", "10",
                           "--rates", "1", "--worker-processes", "2"], environ={})
     assert worker_prefetch(options) == 4125  # 500/s x (10 s + 5 s) / 2 processes x 1.1
