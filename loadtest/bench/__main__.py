@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for phase in ALL_PHASES:
         if phase in options.phases:
             bench.run(phase)
+            # What is measured so far survives a later phase's failure.
+            (work_dir / "results.partial.json").write_text(
+                json.dumps({**report, **bench.results}, indent=2, default=str))
     report.update(bench.results)
     text = render(report)
     print("\n" + text)
