@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 # rabbitmqctl and the other RabbitMQ CLI tools open their own Erlang distribution listener on a
@@ -9,11 +10,13 @@ import socket
 CLI_DIST_PORTS = range(35672, 35683)
 
 
+PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_RANGE_PORT = 10000  # ranges of ports are sought from here up to the ephemeral range
+
+
 def _probe() -> socket.socket:
     """A socket that binds as the servers do (Sanic, the metrics servers): with SO_REUSEADDR, so
-    that a port whose last connection is in TIME_WAIT counts as free. After a run of 15,000
-    calls the worker's closed connections hold that many loopback ports in TIME_WAIT for 60 s,
-    and a plain bind refused them."""
+    that a port whose last connection (a server's) is in TIME_WAIT counts as free."""
     probe = socket.socket()
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return probe
@@ -39,10 +42,25 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def ephemeral_range_start(path: str = PORT_RANGE_FILE) -> int:
+    """The first port the kernel gives to outgoing connections (Linux's default 32768)."""
+    try:
+        with open(path) as text:
+            return int(text.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports (process ``i`` serves on ``base + i``)."""
-    for _ in range(100):
-        base = free_port()
-        if base + count < 65536 and all(port_is_free(base + i) for i in range(1, count)):
+    """The first of ``count`` consecutive free ports (process ``i`` serves on ``base + i``).
+
+    Sought below the ephemeral range: there Linux gives odd ports to ``bind(0)`` and even ones to
+    ``connect()``, so after a run of 15,000 calls nearly every even port is in TIME_WAIT (of a
+    client socket, which no SO_REUSEADDR bind may share) and no two consecutive ports are free."""
+    below = ephemeral_range_start()
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(LOWEST_RANGE_PORT, max(below - count, LOWEST_RANGE_PORT + 1))
+        if all(port_is_free(base + i) for i in range(count)):
             return base
-    raise RuntimeError(f"no {count} consecutive free ports found")
+    raise RuntimeError(f"no {count} consecutive free ports found below {below}")

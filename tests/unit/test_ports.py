@@ -1,12 +1,18 @@
 """Free loopback ports for the launched processes: a port counts as free when a server binding
-as ours do (SO_REUSEADDR) could take it, so the TIME_WAIT left by a run's closed connections
-does not make every port look taken."""
+as ours do (SO_REUSEADDR) could take it, and ranges of ports come from below the ephemeral
+range, which a run's thousands of closed outgoing connections fill with TIME_WAIT."""
 
 from __future__ import annotations
 
 import socket
 
-from cpe_devkit.ports import free_port, port_is_free
+from cpe_devkit.ports import (
+    LOWEST_RANGE_PORT,
+    ephemeral_range_start,
+    free_port,
+    free_port_range,
+    port_is_free,
+)
 
 
 def test_a_port_that_is_listened_on_is_not_free() -> None:
@@ -42,3 +48,10 @@ def test_a_free_port_can_be_listened_on() -> None:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", port))
         server.listen()
+
+
+def test_a_range_of_ports_is_free_and_below_the_ephemeral_range() -> None:
+    """Outgoing connections take ports from the ephemeral range: none of them can take these."""
+    base = free_port_range(4)
+    assert LOWEST_RANGE_PORT <= base and base + 4 <= ephemeral_range_start()
+    assert all(port_is_free(base + i) for i in range(4))
