@@ -42,13 +42,21 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def ephemeral_range_start(path: str = PORT_RANGE_FILE) -> int:
-    """The first port the kernel gives to outgoing connections (Linux's default 32768)."""
+def ephemeral_port_range(path: str = PORT_RANGE_FILE) -> tuple[int, int] | None:
+    """The first and last port the kernel gives to outgoing connections; None where the file
+    cannot be read."""
     try:
         with open(path) as text:
-            return int(text.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+            low, high = (int(part) for part in text.read().split())
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
+def ephemeral_range_start(path: str = PORT_RANGE_FILE) -> int:
+    """The first port the kernel gives to outgoing connections (Linux's default 32768)."""
+    found = ephemeral_port_range(path)
+    return 32768 if found is None else found[0]
 
 
 def free_port_range(count: int) -> int:

@@ -10,7 +10,8 @@ import multiprocessing
 import random
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -168,12 +169,10 @@ async def _submit(session: aiohttp.ClientSession, job: ClientJob, result: Client
         for index in counter:
             await _create(session, job, index, result, body)
 
-    reporter = asyncio.create_task(_report_progress(job, result))
-    result.first = time.time()
-    await asyncio.gather(*(loop() for _ in range(job.concurrency)))
-    result.last = time.time()
-    reporter.cancel()
-    write_progress(job.progress_file, result)
+    async with _progress_written(job, result):
+        result.first = time.time()
+        await asyncio.gather(*(loop() for _ in range(job.concurrency)))
+        result.last = time.time()
 
 
 async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientSession, job: ClientJob,
@@ -199,14 +198,12 @@ async def _submit_and_wait(session: aiohttp.ClientSession, held: aiohttp.ClientS
                 waiting.add(waiter)
                 waiter.add_done_callback(waiting.discard)
 
-    reporter = asyncio.create_task(_report_progress(job, result))
-    result.first = time.time()
-    await asyncio.gather(*(loop() for _ in range(job.concurrency)))
-    result.last = time.time()
-    if waiting:
-        await asyncio.wait(set(waiting))
-    reporter.cancel()
-    write_progress(job.progress_file, result)
+    async with _progress_written(job, result):
+        result.first = time.time()
+        await asyncio.gather(*(loop() for _ in range(job.concurrency)))
+        result.last = time.time()
+        if waiting:
+            await asyncio.wait(set(waiting))
 
 
 async def _wait(session: aiohttp.ClientSession, job: ClientJob, equipment_id: str, task_id: str,
@@ -221,10 +218,22 @@ async def _wait(session: aiohttp.ClientSession, job: ClientJob, equipment_id: st
                              errors=result.wait_errors)
 
 
-async def _report_progress(job: ClientJob, result: ClientResult) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY_SECONDS)
-        write_progress(job.progress_file, result)
+@asynccontextmanager
+async def _progress_written(job: ClientJob, result: ClientResult) -> AsyncIterator[None]:
+    """The client's counts written every ``PROGRESS_EVERY_SECONDS`` while the block runs, and
+    once more at its end."""
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            write_progress(job.progress_file, result)
+
+    reporter = asyncio.create_task(report())
+    try:
+        yield
+    finally:
+        reporter.cancel()
+    write_progress(job.progress_file, result)
 
 
 async def _paced(job: ClientJob, result: ClientResult,
@@ -249,13 +258,11 @@ async def _paced(job: ClientJob, result: ClientResult,
 
 async def _open_loop(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
     """Start request i at i / rate seconds, whatever the earlier ones are doing."""
-    reporter = asyncio.create_task(_report_progress(job, result))
-    pending = await _paced(job, result, lambda index: _create(session, job, index, result))
-    if pending:
-        await asyncio.wait(pending, timeout=OPEN_LOOP_DRAIN_SECONDS)
-    result.last = time.time()
-    reporter.cancel()
-    write_progress(job.progress_file, result)
+    async with _progress_written(job, result):
+        pending = await _paced(job, result, lambda index: _create(session, job, index, result))
+        if pending:
+            await asyncio.wait(pending, timeout=OPEN_LOOP_DRAIN_SECONDS)
+        result.last = time.time()
 
 
 async def _open_loop_and_poll(session: aiohttp.ClientSession, job: ClientJob, result: ClientResult) -> None:
@@ -272,10 +279,8 @@ async def _open_loop_and_poll(session: aiohttp.ClientSession, job: ClientJob, re
         if notice is not None:
             result.notices[task_id] = notice
 
-    reporter = asyncio.create_task(_report_progress(job, result))
-    pending = await _paced(job, result, create_and_poll)
-    result.last = time.time()
-    if pending:
-        await asyncio.wait(pending, timeout=job.notice_seconds + OPEN_LOOP_DRAIN_SECONDS)
-    reporter.cancel()
-    write_progress(job.progress_file, result)
+    async with _progress_written(job, result):
+        pending = await _paced(job, result, create_and_poll)
+        result.last = time.time()
+        if pending:
+            await asyncio.wait(pending, timeout=job.notice_seconds + OPEN_LOOP_DRAIN_SECONDS)

@@ -11,6 +11,8 @@ from typing import Any
 import aiormq
 import redis.asyncio as aioredis
 
+from cpe_devkit.ports import PORT_RANGE_FILE, ephemeral_port_range
+
 PACKAGES = ("sanic", "aiohttp", "aiormq", "redis", "hiredis", "uvloop", "locust", "opentelemetry-sdk")
 
 
@@ -22,19 +24,12 @@ def raise_open_files_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
-
-
 def ephemeral_ports(path: str = PORT_RANGE_FILE) -> int:
     """How many connections one source address can open to one destination address and port:
     the size of the kernel's ephemeral range (0 where the file cannot be read). Every call in
     flight holds its own connection to the stub, so this caps N at one stub address."""
-    try:
-        with open(path) as text:
-            low, high = (int(part) for part in text.read().split())
-    except (OSError, ValueError):
-        return 0
-    return high - low + 1
+    found = ephemeral_port_range(path)
+    return 0 if found is None else found[1] - found[0] + 1
 
 
 def port_range_warning(in_flight: int, ports: int) -> str | None:

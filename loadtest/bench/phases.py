@@ -179,10 +179,10 @@ class Bench:
                 baseline_at = time.monotonic()
                 before = sampler.snapshot()
                 steady = SteadyWindow.of(options, sampler) if phase == "rate" else None
-                # A rate run is profiled in its steady window, whose CPU per task the profile explains.
                 progress_dir = self.work_dir / "progress" / tag
                 progress_dir.mkdir(parents=True, exist_ok=True)
                 jobs = self._task_jobs(stack, phase, count, rate, progress_dir)
+                # A rate run is profiled in its steady window, whose CPU per task the profile explains.
                 results = self._clients(jobs, tag, sampler,
                                         profile_after=0.0 if steady is None else steady.opens_after,
                                         progress=self._submission_progress(tag, progress_dir))
